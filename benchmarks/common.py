@@ -1,0 +1,73 @@
+"""Shared helpers for the benchmarks: timing, sizes, tables, metadata."""
+import datetime
+import math
+import statistics
+import sys
+import time
+from typing import Callable, Iterable, List, Optional, Sequence
+
+import jax
+import numpy as np
+
+
+def compile_timed(fn: Callable, *args):
+  """`(compiled, seconds)` for `jax.jit(fn).lower(*args).compile()`."""
+  start = time.perf_counter()
+  compiled = jax.jit(fn).lower(*args).compile()
+  return compiled, time.perf_counter() - start
+
+
+def run_timed(compiled, *args) -> float:
+  """Seconds for one call of `compiled`, waiting for its results."""
+  start = time.perf_counter()
+  jax.block_until_ready(compiled(*args))
+  return time.perf_counter() - start
+
+
+def tree_nbytes(pytree) -> int:
+  """Total bytes of the arrays (or ShapeDtypeStructs) in `pytree`."""
+  return sum(int(np.prod(x.shape)) * np.dtype(x.dtype).itemsize
+             for x in jax.tree_util.tree_leaves(pytree))
+
+
+def median(xs: Sequence[float]) -> Optional[float]:
+  return statistics.median(xs) if xs else None
+
+
+def geomean(xs: Iterable[float]) -> Optional[float]:
+  xs = list(xs)
+  return math.exp(sum(map(math.log, xs)) / len(xs)) if xs else None
+
+
+def fmt(x, spec: str = ".2f", missing: str = "-") -> str:
+  """Formats a number, or `missing` for None; strings pass through."""
+  if x is None:
+    return missing
+  return x if isinstance(x, str) else format(x, spec)
+
+
+def format_table(header: Sequence[str], rows: List[Sequence[str]],
+                 markdown: bool = False) -> str:
+  """A right-aligned text table, or a GitHub markdown table."""
+  if markdown:
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---:" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+  widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+  line = lambda r: "  ".join(str(c).rjust(w) for c, w in zip(r, widths))
+  return "\n".join([line(header), line(["-" * w for w in widths])]
+                   + [line(r) for r in rows])
+
+
+def environment() -> dict:
+  """jax version, device, date and command line, for the results file."""
+  device = jax.devices()[0]
+  return dict(
+      jax_version=jax.__version__,
+      device=f"{device.platform}: {device.device_kind}",
+      num_devices=jax.device_count(),
+      date=datetime.datetime.now(datetime.timezone.utc).isoformat(
+          timespec="seconds"),
+      command=" ".join([sys.executable, "-m", "benchmarks.throughput"]
+                       + sys.argv[1:]))

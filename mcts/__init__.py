@@ -1,0 +1,19 @@
+"""Batched Monte Carlo Tree Search in JAX, with mctx's API."""
+from mcts.action_selection import GumbelMuZeroExtraData
+from mcts.action_selection import gumbel_muzero_interior_action_selection
+from mcts.action_selection import gumbel_muzero_root_action_selection
+from mcts.action_selection import masked_argmax
+from mcts.action_selection import muzero_action_selection
+from mcts.base import PolicyOutput
+from mcts.base import RecurrentFnOutput
+from mcts.base import RootFnOutput
+from mcts.base import SearchSummary
+from mcts.policies import gumbel_muzero_policy
+from mcts.policies import muzero_policy
+from mcts.qtransforms import qtransform_by_min_max
+from mcts.qtransforms import qtransform_by_parent_and_siblings
+from mcts.qtransforms import qtransform_completed_by_mix_value
+from mcts.search import search
+from mcts.tree import Tree
+
+__version__ = "0.1.0"

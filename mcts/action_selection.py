@@ -1,0 +1,108 @@
+"""Action selection rules for ONE tree; `search` maps them over the batch.
+
+Signatures: root rules `(rng_key, tree, node_index) -> action`, interior
+rules `(rng_key, tree, node_index, depth) -> action`, action an int32 `[]`.
+"""
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from mcts import qtransforms
+from mcts import seq_halving
+from mcts.tree import Tree
+
+
+@chex.dataclass(frozen=True)
+class GumbelMuZeroExtraData:
+  """Extra data for Gumbel MuZero search: `root_gumbel` `[B, A]`."""
+  root_gumbel: chex.Array
+
+
+def masked_argmax(to_argmax: chex.Array, invalid_actions: Any) -> chex.Array:
+  """argmax over the actions that are not invalid (`invalid_actions` may be
+  None); int32."""
+  if invalid_actions is not None:
+    to_argmax = jnp.where(invalid_actions, -jnp.inf, to_argmax)
+  return jnp.argmax(to_argmax, axis=-1).astype(jnp.int32)
+
+
+def _cheap_uniform(rng_key: chex.PRNGKey, num: int) -> chex.Array:
+  """`[num]` values in [0, 1) for breaking ties: one random word from the
+  key, spread over the actions by an integer hash (a few multiplies, where
+  `jax.random.uniform` would run threefry on every action)."""
+  seed = jax.random.bits(rng_key, (), jnp.uint32)
+  x = seed ^ (jnp.arange(num, dtype=jnp.uint32) * jnp.uint32(0x9E3779B9))
+  x = (x ^ (x >> 16)) * jnp.uint32(0x7FEB352D)
+  x = (x ^ (x >> 15)) * jnp.uint32(0x846CA68B)
+  x = x ^ (x >> 16)
+  return (x >> 8).astype(jnp.float32) * (1.0 / (1 << 24))
+
+
+def muzero_action_selection(
+    rng_key: chex.PRNGKey, tree: Tree, node_index: chex.Numeric,
+    depth: chex.Numeric, *, pb_c_init: float = 1.25,
+    pb_c_base: float = 19652.0,
+    qtransform=qtransforms.qtransform_by_parent_and_siblings) -> chex.Array:
+  """pUCT (MuZero paper, Schrittwieser et al. 2020, eq. 2):
+
+    argmax_a  Q'(s, a) + P(s, a) * sqrt(N(s)) / (1 + N(s, a))
+                        * (c1 + log((N(s) + c2 + 1) / c2))
+
+  with Q' the transformed Q-values, c1 = pb_c_init, c2 = pb_c_base, and
+  1e-7 * pseudo-random noise to break ties. Invalid root actions are excluded.
+  """
+  visit_counts = tree.children_visits_at(node_index)
+  node_visit = tree.node_visits[node_index]
+  pb_c = pb_c_init + jnp.log((node_visit + pb_c_base + 1.0) / pb_c_base)
+  prior_probs = jax.nn.softmax(tree.children_prior_logits_at(node_index))
+  policy_score = jnp.sqrt(node_visit) * pb_c * prior_probs / (
+      visit_counts + 1)
+  value_score = qtransform(tree, node_index)
+  tie_break = 1e-7 * _cheap_uniform(rng_key, tree.num_actions)
+  return masked_argmax(value_score + policy_score + tie_break,
+                       tree.root_invalid_actions * (depth == 0))
+
+
+def gumbel_muzero_root_action_selection(
+    rng_key: chex.PRNGKey, tree: Tree, node_index: chex.Numeric, *,
+    num_simulations: int, max_num_considered_actions: int,
+    qtransform=qtransforms.qtransform_completed_by_mix_value) -> chex.Array:
+  """Gumbel-Top-k with sequential halving at the root (Gumbel MuZero paper,
+  Danihelka et al. 2022, section 3): the next simulation visits, among the
+  actions with the visit count the halving schedule asks for, the one with
+  the largest g(a) + logits(a) + sigma(completed q(a))."""
+  del rng_key
+  visit_counts = tree.children_visits_at(node_index)
+  prior_logits = tree.children_prior_logits_at(node_index)
+  completed_qvalues = qtransform(tree, node_index)
+  table = jnp.array(seq_halving.considered_visits_table(
+      max_num_considered_actions, num_simulations), jnp.int32)
+  num_valid = jnp.sum(1 - tree.root_invalid_actions, axis=-1).astype(
+      jnp.int32)
+  num_considered = jnp.minimum(max_num_considered_actions, num_valid)
+  # At the root, the simulation index is the sum of the children's visits.
+  simulation_index = jnp.sum(visit_counts, axis=-1)
+  considered_visit = table[num_considered, simulation_index]
+  to_argmax = seq_halving.score_considered(
+      considered_visit, tree.extra_data.root_gumbel, prior_logits,
+      completed_qvalues, visit_counts)
+  return masked_argmax(to_argmax, tree.root_invalid_actions)
+
+
+def gumbel_muzero_interior_action_selection(
+    rng_key: chex.PRNGKey, tree: Tree, node_index: chex.Numeric,
+    depth: chex.Numeric, *,
+    qtransform=qtransforms.qtransform_completed_by_mix_value) -> chex.Array:
+  """Deterministic selection towards the improved policy (Gumbel MuZero
+  paper, eq. 14): argmax_a pi'(a) - N(a) / (1 + sum_b N(b)), with
+  pi' = softmax(logits + sigma(completed q))."""
+  del rng_key, depth
+  visit_counts = tree.children_visits_at(node_index)
+  prior_logits = tree.children_prior_logits_at(node_index)
+  completed_qvalues = qtransform(tree, node_index)
+  improved_policy = jax.nn.softmax(prior_logits + completed_qvalues)
+  to_argmax = improved_policy - visit_counts / (
+      1 + jnp.sum(visit_counts, axis=-1, keepdims=True))
+  return jnp.argmax(to_argmax, axis=-1).astype(jnp.int32)

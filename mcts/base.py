@@ -1,0 +1,90 @@
+"""Data types and function signatures shared by the whole library.
+
+Shapes use `B` for the batch of roots, `A` for the number of actions and
+`N = num_simulations + 1` for the number of nodes per tree.
+"""
+from typing import Any, Callable, Tuple, TypeVar
+
+import chex
+import jax
+
+Params = Any  # Any pytree handed unchanged to `recurrent_fn`.
+Action = chex.Array  # int32 [B]
+RecurrentState = Any  # A pytree of [B, ...] arrays (the embeddings).
+NodeIndices = chex.Array
+Depth = chex.Array
+T = TypeVar("T")
+
+
+@chex.dataclass(frozen=True)
+class RootFnOutput:
+  """What the representation network gives for the roots of a search.
+
+  Attributes:
+    prior_logits: `[B, A]` policy logits at the roots.
+    value: `[B]` value estimates of the roots.
+    embedding: pytree of `[B, ...]` arrays, the roots' model states.
+  """
+  prior_logits: chex.Array
+  value: chex.Array
+  embedding: RecurrentState
+
+
+@chex.dataclass(frozen=True)
+class RecurrentFnOutput:
+  """What the dynamics + prediction networks give for one step.
+
+  Attributes:
+    reward: `[B]` reward received on the transition into the new node.
+    discount: `[B]` discount of the new node's value; use `-1` between the
+      plies of a two-player zero-sum game (values from the mover's view).
+    prior_logits: `[B, A]` policy logits at the new node.
+    value: `[B]` value estimate of the new node.
+  """
+  reward: chex.Array
+  discount: chex.Array
+  prior_logits: chex.Array
+  value: chex.Array
+
+
+@chex.dataclass(frozen=True)
+class PolicyOutput:
+  """What a policy returns.
+
+  Attributes:
+    action: `[B]` int32, the action to play.
+    action_weights: `[B, A]`, the search's policy target.
+    search_tree: the `Tree` built by the search.
+  """
+  action: chex.Array
+  action_weights: chex.Array
+  search_tree: Any
+
+
+@chex.dataclass(frozen=True)
+class SearchSummary:
+  """Statistics of the roots of a searched tree.
+
+  Attributes:
+    visit_counts: `[B, A]` visits of the root's children.
+    visit_probs: `[B, A]` the visits normalised to a distribution.
+    value: `[B]` value of the roots (mean of the backed-up returns).
+    qvalues: `[B, A]` Q-values of the root's children.
+  """
+  visit_counts: chex.Array
+  visit_probs: chex.Array
+  value: chex.Array
+  qvalues: chex.Array
+
+
+# recurrent_fn(params, rng_key, action [B], embedding) ->
+#     (RecurrentFnOutput, new embedding)
+RecurrentFn = Callable[[Params, chex.PRNGKey, Action, RecurrentState],
+                       Tuple[RecurrentFnOutput, RecurrentState]]
+# An action selection rule for ONE tree (the search maps it over the batch):
+# fn(rng_key, tree, node_index [], depth []) -> action [] int32.
+RootActionSelectionFn = Callable[[chex.PRNGKey, Any, NodeIndices], chex.Array]
+InteriorActionSelectionFn = Callable[
+    [chex.PRNGKey, Any, NodeIndices, Depth], chex.Array]
+LoopFn = Callable[[int, int, Callable[[Any, T], T], T], T]
+DEFAULT_LOOP_FN: LoopFn = jax.lax.fori_loop

@@ -1,0 +1,165 @@
+"""Policies built on `search`: MuZero (pUCT) and Gumbel MuZero."""
+import functools
+from typing import Optional
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from mcts import action_selection
+from mcts import base
+from mcts import checks
+from mcts import qtransforms
+from mcts import seq_halving
+from mcts.search import search
+
+
+def muzero_policy(
+    params: base.Params,
+    rng_key: chex.PRNGKey,
+    root: base.RootFnOutput,
+    recurrent_fn: base.RecurrentFn,
+    num_simulations: int,
+    invalid_actions: Optional[chex.Array] = None,
+    max_depth: Optional[int] = None,
+    loop_fn: base.LoopFn = base.DEFAULT_LOOP_FN,
+    *,
+    qtransform=qtransforms.qtransform_by_parent_and_siblings,
+    dirichlet_fraction: chex.Numeric = 0.25,
+    dirichlet_alpha: chex.Numeric = 0.3,
+    pb_c_init: chex.Numeric = 1.25,
+    pb_c_base: chex.Numeric = 19652,
+    temperature: chex.Numeric = 1.0) -> base.PolicyOutput:
+  """MuZero's policy (Schrittwieser et al. 2020): pUCT search from roots
+  whose priors are mixed with Dirichlet noise, then an action sampled from
+  the root visit counts raised to 1 / temperature.
+
+  Args:
+    params, rng_key, root, recurrent_fn, num_simulations, invalid_actions
+      `[B, A]`, max_depth, loop_fn: as in `search`.
+    qtransform: maps Q-values to pUCT's value term.
+    dirichlet_fraction, dirichlet_alpha: root noise, P <- (1 - f) P + f Dir(a).
+    pb_c_init, pb_c_base: pUCT's c1 and c2.
+    temperature: 0 picks the most visited action.
+
+  Returns:
+    PolicyOutput: action `[B]`, action_weights `[B, A]` = root visit
+    probabilities, search_tree.
+  """
+  checks.check_search_args(root, num_simulations, max_depth, invalid_actions)
+  rng_key, dirichlet_key, search_key = jax.random.split(rng_key, 3)
+  noisy_probs = _add_dirichlet_noise(
+      dirichlet_key, jax.nn.softmax(root.prior_logits),
+      dirichlet_fraction=dirichlet_fraction, dirichlet_alpha=dirichlet_alpha)
+  root = root.replace(prior_logits=_mask_invalid_actions(
+      _logits_from_probs(noisy_probs), invalid_actions))
+  interior_fn = functools.partial(
+      action_selection.muzero_action_selection, pb_c_init=pb_c_init,
+      pb_c_base=pb_c_base, qtransform=qtransform)
+  tree = search(
+      params, search_key, root=root, recurrent_fn=recurrent_fn,
+      root_action_selection_fn=functools.partial(interior_fn, depth=0),
+      interior_action_selection_fn=interior_fn,
+      num_simulations=num_simulations, max_depth=max_depth,
+      invalid_actions=invalid_actions, loop_fn=loop_fn)
+  action_weights = tree.summary().visit_probs
+  action_logits = _apply_temperature(_logits_from_probs(action_weights),
+                                     temperature)
+  action = jax.random.categorical(rng_key, action_logits).astype(jnp.int32)
+  return base.PolicyOutput(action=action, action_weights=action_weights,
+                           search_tree=tree)
+
+
+def gumbel_muzero_policy(
+    params: base.Params,
+    rng_key: chex.PRNGKey,
+    root: base.RootFnOutput,
+    recurrent_fn: base.RecurrentFn,
+    num_simulations: int,
+    invalid_actions: Optional[chex.Array] = None,
+    max_depth: Optional[int] = None,
+    loop_fn: base.LoopFn = base.DEFAULT_LOOP_FN,
+    *,
+    qtransform=qtransforms.qtransform_completed_by_mix_value,
+    max_num_considered_actions: int = 16,
+    gumbel_scale: chex.Numeric = 1.0) -> base.PolicyOutput:
+  """Gumbel MuZero's policy (Danihelka et al. 2022): Gumbel-Top-k sampling
+  of root actions, sequential halving over them, deterministic interior
+  selection; acts with the best surviving action.
+
+  Args:
+    params, rng_key, root, recurrent_fn, num_simulations, invalid_actions
+      `[B, A]`, max_depth, loop_fn: as in `search`.
+    qtransform: completes and scales the Q-values.
+    max_num_considered_actions: k, the actions sampled without replacement.
+    gumbel_scale: scale of the Gumbel noise; 0 makes the search
+      deterministic.
+
+  Returns:
+    PolicyOutput: action `[B]`, action_weights `[B, A]` = the improved policy
+    softmax(logits + sigma(completed q)), search_tree.
+  """
+  checks.check_search_args(root, num_simulations, max_depth, invalid_actions)
+  checks.check_int_at_least("max_num_considered_actions",
+                            max_num_considered_actions, 1)
+  root = root.replace(prior_logits=_mask_invalid_actions(
+      root.prior_logits, invalid_actions))
+  rng_key, gumbel_key = jax.random.split(rng_key)
+  gumbel = gumbel_scale * jax.random.gumbel(
+      gumbel_key, shape=root.prior_logits.shape, dtype=root.prior_logits.dtype)
+  tree = search(
+      params, rng_key, root=root, recurrent_fn=recurrent_fn,
+      root_action_selection_fn=functools.partial(
+          action_selection.gumbel_muzero_root_action_selection,
+          num_simulations=num_simulations,
+          max_num_considered_actions=max_num_considered_actions,
+          qtransform=qtransform),
+      interior_action_selection_fn=functools.partial(
+          action_selection.gumbel_muzero_interior_action_selection,
+          qtransform=qtransform),
+      num_simulations=num_simulations, max_depth=max_depth,
+      invalid_actions=invalid_actions,
+      extra_data=action_selection.GumbelMuZeroExtraData(root_gumbel=gumbel),
+      loop_fn=loop_fn)
+  visit_counts = tree.summary().visit_counts
+  # The most visited actions survived the halving; act with the best of them.
+  considered_visit = jnp.max(visit_counts, axis=-1, keepdims=True)
+  completed_qvalues = jax.vmap(qtransform, in_axes=(0, None))(
+      tree, tree.ROOT_INDEX)
+  to_argmax = seq_halving.score_considered(
+      considered_visit, gumbel, root.prior_logits, completed_qvalues,
+      visit_counts)
+  action = action_selection.masked_argmax(to_argmax, invalid_actions)
+  action_weights = jax.nn.softmax(_mask_invalid_actions(
+      root.prior_logits + completed_qvalues, invalid_actions))
+  return base.PolicyOutput(action=action, action_weights=action_weights,
+                           search_tree=tree)
+
+
+def _mask_invalid_actions(logits, invalid_actions):
+  """Shifts logits to max 0 and gives invalid actions the lowest float."""
+  if invalid_actions is None:
+    return logits
+  logits = logits - jnp.max(logits, axis=-1, keepdims=True)
+  return jnp.where(invalid_actions, jnp.finfo(logits.dtype).min, logits)
+
+
+def _logits_from_probs(probs):
+  return jnp.log(jnp.maximum(probs, jnp.finfo(probs.dtype).tiny))
+
+
+def _add_dirichlet_noise(rng_key, probs, *, dirichlet_alpha,
+                         dirichlet_fraction):
+  """(1 - f) * probs + f * Dirichlet(alpha) noise, per row of `[B, A]`."""
+  batch_size, num_actions = probs.shape
+  noise = jax.random.dirichlet(
+      rng_key, alpha=jnp.full([num_actions], dirichlet_alpha),
+      shape=(batch_size,))
+  return (1 - dirichlet_fraction) * probs + dirichlet_fraction * noise
+
+
+def _apply_temperature(logits, temperature):
+  """logits / temperature, shifted to max 0; temperature 0 gives a one-hot
+  argmax through a huge inverse temperature."""
+  logits = logits - jnp.max(logits, axis=-1, keepdims=True)
+  return logits / jnp.maximum(jnp.finfo(logits.dtype).tiny, temperature)

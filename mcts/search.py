@@ -1,0 +1,247 @@
+"""search(): the batched simulate -> expand -> backward loop.
+
+Each of the `num_simulations` iterations of the outer loop
+  1. simulates: walks every tree of the batch from its root to a leaf edge
+     with the action selection rules (a `while_loop` whose carry is a few
+     `[B]` vectors; the tree is read, never copied);
+  2. expands: calls `recurrent_fn` once on the whole batch and writes the new
+     nodes (one scatter per array);
+  3. backs up: walks from the new leaves to the roots, updating the visit
+     counts and mean values of the nodes on the path (a `while_loop` that
+     scatters `[B]` entries per level).
+The work per simulation is O(depth x A) per tree, independent of the tree's
+size, unlike carrying the whole tree through a vmapped loop.
+"""
+from typing import Any, Optional
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from mcts import base
+from mcts import checks
+from mcts.tree import Tree, init_tree
+
+
+def search(
+    params: base.Params,
+    rng_key: chex.PRNGKey,
+    *,
+    root: base.RootFnOutput,
+    recurrent_fn: base.RecurrentFn,
+    root_action_selection_fn: base.RootActionSelectionFn,
+    interior_action_selection_fn: base.InteriorActionSelectionFn,
+    num_simulations: int,
+    max_depth: Optional[int] = None,
+    invalid_actions: Optional[chex.Array] = None,
+    extra_data: Any = None,
+    loop_fn: base.LoopFn = base.DEFAULT_LOOP_FN) -> Tree:
+  """Runs a batched Monte Carlo Tree Search.
+
+  Args:
+    params: any pytree, passed to `recurrent_fn`.
+    rng_key: a PRNG key.
+    root: prior_logits `[B, A]`, value `[B]`, embedding pytree `[B, ...]`.
+    recurrent_fn: `(params, rng_key, action [B], embedding) ->
+      (RecurrentFnOutput, embedding)`, called once per simulation.
+    root_action_selection_fn: `(rng_key, tree, node_index) -> action` for
+      one tree (the search maps it over the batch), used at depth 0.
+    interior_action_selection_fn: `(rng_key, tree, node_index, depth) ->
+      action` for one tree, used below the root.
+    num_simulations: the number of simulations (a Python int >= 1).
+    max_depth: the deepest a simulation goes (default `num_simulations`);
+      a leaf at this depth is evaluated again instead of expanded, its value
+      becoming the mean of its evaluations.
+    invalid_actions: `[B, A]`, 1 (or True) for actions invalid at the root.
+    extra_data: a pytree of `[B, ...]` arrays stored in `tree.extra_data`.
+    loop_fn: the loop over simulations, e.g. `jax.lax.fori_loop` or
+      `hk.fori_loop`.
+
+  Returns:
+    The searched `Tree`, with `num_simulations + 1` nodes per root.
+  """
+  checks.check_search_args(root, num_simulations, max_depth, invalid_actions)
+  batch_size, num_actions = root.prior_logits.shape
+  if max_depth is None:
+    max_depth = num_simulations
+  if invalid_actions is None:
+    invalid_actions = jnp.zeros_like(root.prior_logits)
+  tree = init_tree(root, num_simulations, invalid_actions, extra_data)
+  batch_range = jnp.arange(batch_size)
+
+  def one_simulation(sim, loop_state):
+    rng_key, tree = loop_state
+    rng_key, simulate_key, expand_key = jax.random.split(rng_key, 3)
+    parent, action = simulate(simulate_key, tree, root_action_selection_fn,
+                              interior_action_selection_fn, max_depth)
+    leaf = tree.children_index[batch_range, parent, action]
+    leaf = jnp.where(leaf == Tree.UNVISITED, sim + 1, leaf).astype(jnp.int32)
+    tree = expand(params, expand_key, tree, recurrent_fn, parent, action, leaf)
+    tree = backward(tree, leaf)
+    return rng_key, tree
+
+  _, tree = loop_fn(0, num_simulations, one_simulation, (rng_key, tree))
+  return tree
+
+
+@chex.dataclass(frozen=True)
+class _Walk:
+  """The small carry of `simulate`'s loop; every field is `[B]`."""
+  rng_key: chex.Array
+  node: chex.Array       # The node whose action was just selected.
+  action: chex.Array     # The action selected at `node`.
+  next_node: chex.Array  # children_index[node, action], maybe UNVISITED.
+  depth: chex.Array      # Depth of `next_node`.
+  continuing: chex.Array
+
+
+def _split_keys(keys):
+  """Per batch element: (key for later, key for this step)."""
+  pairs = jax.vmap(jax.random.split)(keys)
+  return pairs[:, 0], pairs[:, 1]
+
+
+def simulate(rng_key: chex.PRNGKey, tree: Tree, root_action_selection_fn,
+             interior_action_selection_fn, max_depth: int):
+  """Walks each tree from its root to the edge where it will expand.
+
+  The walk stops at the first action whose child is not expanded yet, or
+  when the next node would be at depth `max_depth`.
+
+  Returns:
+    parent `[B]` int32 and action `[B]` int32: the leaf edge of every tree.
+  """
+  batch_size = tree.node_visits.shape[0]
+  batch_range = jnp.arange(batch_size)
+  keys, selection_keys = _split_keys(jax.random.split(rng_key, batch_size))
+  roots = jnp.full((batch_size,), Tree.ROOT_INDEX, jnp.int32)
+  root_action = jax.vmap(root_action_selection_fn)(selection_keys, tree,
+                                                   roots)
+  root_action = jnp.asarray(root_action, jnp.int32)
+
+  def advance(walk, node, action):
+    next_node = tree.children_index[batch_range, node, action]
+    depth = walk.depth + 1
+    continuing = (next_node != Tree.UNVISITED) & (depth < max_depth)
+    return next_node, depth, continuing
+
+  start = _Walk(rng_key=keys, node=roots, action=root_action,
+                next_node=roots, depth=jnp.zeros_like(roots),
+                continuing=jnp.ones((batch_size,), bool))
+  next_node, depth, continuing = advance(start, roots, root_action)
+  start = start.replace(next_node=next_node, depth=depth,
+                        continuing=continuing)
+
+  def keep_walking(walk):
+    return jnp.any(walk.continuing)
+
+  def step(walk):
+    keys, selection_keys = _split_keys(walk.rng_key)
+    node = jnp.where(walk.continuing, walk.next_node, walk.node)
+    action = jax.vmap(interior_action_selection_fn)(selection_keys, tree,
+                                                    node, walk.depth)
+    action = jnp.where(walk.continuing, jnp.asarray(action, jnp.int32),
+                       walk.action)
+    next_node, depth, continuing = advance(walk, node, action)
+    go = walk.continuing
+    # Keys of finished walks advance too: they are never used again.
+    return _Walk(rng_key=keys, node=node, action=action,
+                 next_node=jnp.where(go, next_node, walk.next_node),
+                 depth=jnp.where(go, depth, walk.depth),
+                 continuing=go & continuing)
+
+  end = jax.lax.while_loop(keep_walking, step, start)
+  return end.node, end.action
+
+
+def expand(params, rng_key, tree: Tree, recurrent_fn, parent, action,
+           leaf) -> Tree:
+  """Evaluates the leaf edges with one batched `recurrent_fn` call.
+
+  A new leaf gets the model's evaluation; a leaf that already exists (only
+  at `max_depth`) is evaluated again and its value becomes the running mean
+  of its evaluations.
+
+  Args:
+    parent, action, leaf: `[B]` int32; `leaf` is the index the child of
+      `(parent, action)` has or will get.
+  """
+  batch_range = jnp.arange(tree.node_visits.shape[0])
+  embedding = jax.tree.map(lambda e: e[batch_range, parent], tree.embeddings)
+  step, new_embedding = recurrent_fn(params, rng_key, action, embedding)
+  checks.check_recurrent_output(step, new_embedding, embedding,
+                                tree.children_prior_logits.shape[::2],
+                                tree.node_values.dtype)
+  visits = tree.node_visits[batch_range, leaf]
+  old_value = tree.node_values[batch_range, leaf]
+  value = step.value.astype(old_value.dtype)
+  mean_value = (old_value * visits + value) / (visits + 1.0)
+
+  def put(array, update):
+    return array.at[batch_range, leaf].set(update.astype(array.dtype))
+
+  return tree.replace(
+      node_visits=put(tree.node_visits, visits + 1),
+      raw_values=put(tree.raw_values, value),
+      node_values=put(tree.node_values, mean_value),
+      node_rewards=put(tree.node_rewards, step.reward),
+      node_discounts=put(tree.node_discounts, step.discount),
+      parents=put(tree.parents, parent),
+      action_from_parent=put(tree.action_from_parent, action),
+      children_prior_logits=put(tree.children_prior_logits,
+                                step.prior_logits),
+      embeddings=jax.tree.map(put, tree.embeddings, new_embedding),
+      children_index=tree.children_index.at[batch_range, parent,
+                                            action].set(leaf))
+
+
+def backward(tree: Tree, leaf: chex.Array) -> Tree:
+  """Backs the leaves' values up to the roots.
+
+  For each edge (parent, a) -> node on the path, from the leaf up:
+    G <- r(parent, a) + discount(parent, a) * G
+    V(parent) <- (V(parent) * N(parent) + G) / (N(parent) + 1)
+    N(parent) <- N(parent) + 1,  N(parent, a) <- N(parent, a) + 1
+    Q(parent, a) <- r(parent, a) + discount(parent, a) * V(node)
+  starting from G = V(leaf).
+
+  Args:
+    tree: the tree after `expand`.
+    leaf: `[B]` int32 index of the just evaluated leaves.
+  """
+  batch_size, num_nodes = tree.node_visits.shape
+  batch_range = jnp.arange(batch_size)
+
+  def not_at_root(state):
+    return jnp.any(state[0] != Tree.ROOT_INDEX)
+
+  def one_level(state):
+    node, value, visits, values, children_visits, qvalues = state
+    active = node != Tree.ROOT_INDEX
+    parent = jnp.where(active, tree.parents[batch_range, node],
+                       Tree.ROOT_INDEX)
+    action = tree.action_from_parent[batch_range, node]
+    reward = tree.node_rewards[batch_range, node]
+    discount = tree.node_discounts[batch_range, node]
+    value = reward + discount * value
+    count = visits[batch_range, parent]
+    parent_value = (values[batch_range, parent] * count + value) / (
+        count + 1.0)
+    qvalue = reward + discount * values[batch_range, node]
+    # Finished trees write out of bounds, which drops their update.
+    target = jnp.where(active, parent, num_nodes)
+    visits = visits.at[batch_range, target].set(count + 1, mode="drop")
+    values = values.at[batch_range, target].set(parent_value, mode="drop")
+    children_visits = children_visits.at[batch_range, target, action].add(
+        1, mode="drop")
+    qvalues = qvalues.at[batch_range, target, action].set(qvalue,
+                                                          mode="drop")
+    return parent, value, visits, values, children_visits, qvalues
+
+  state = (leaf, tree.node_values[batch_range, leaf], tree.node_visits,
+           tree.node_values, tree.children_visits, tree.children_qvalues)
+  _, _, visits, values, children_visits, qvalues = jax.lax.while_loop(
+      not_at_root, one_level, state)
+  return tree.replace(node_visits=visits, node_values=values,
+                      children_visits=children_visits,
+                      children_qvalues=qvalues)
