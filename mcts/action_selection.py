@@ -9,6 +9,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from mcts import hashing
 from mcts import qtransforms
 from mcts import seq_halving
 from mcts.tree import Tree
@@ -26,18 +27,6 @@ def masked_argmax(to_argmax: chex.Array, invalid_actions: Any) -> chex.Array:
   if invalid_actions is not None:
     to_argmax = jnp.where(invalid_actions, -jnp.inf, to_argmax)
   return jnp.argmax(to_argmax, axis=-1).astype(jnp.int32)
-
-
-def _cheap_uniform(rng_key: chex.PRNGKey, num: int) -> chex.Array:
-  """`[num]` values in [0, 1) for breaking ties: one random word from the
-  key, spread over the actions by an integer hash (a few multiplies, where
-  `jax.random.uniform` would run threefry on every action)."""
-  seed = jax.random.bits(rng_key, (), jnp.uint32)
-  x = seed ^ (jnp.arange(num, dtype=jnp.uint32) * jnp.uint32(0x9E3779B9))
-  x = (x ^ (x >> 16)) * jnp.uint32(0x7FEB352D)
-  x = (x ^ (x >> 15)) * jnp.uint32(0x846CA68B)
-  x = x ^ (x >> 16)
-  return (x >> 8).astype(jnp.float32) * (1.0 / (1 << 24))
 
 
 def muzero_action_selection(
@@ -60,7 +49,7 @@ def muzero_action_selection(
   policy_score = jnp.sqrt(node_visit) * pb_c * prior_probs / (
       visit_counts + 1)
   value_score = qtransform(tree, node_index)
-  tie_break = 1e-7 * _cheap_uniform(rng_key, tree.num_actions)
+  tie_break = 1e-7 * hashing.uniform_from_key(rng_key, tree.num_actions)
   return masked_argmax(value_score + policy_score + tie_break,
                        tree.root_invalid_actions * (depth == 0))
 

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 
 from mcts import base
 from mcts import checks
+from mcts import hashing
 from mcts.tree import Tree, init_tree
 
 
@@ -68,26 +69,24 @@ def search(
     invalid_actions = jnp.zeros_like(root.prior_logits)
   tree = init_tree(root, num_simulations, invalid_actions, extra_data)
   batch_range = jnp.arange(batch_size)
+  # All keys drawn up front: one threefry call instead of one per simulation.
+  keys = jax.random.split(rng_key, (num_simulations, 2))
 
-  def one_simulation(sim, loop_state):
-    rng_key, tree = loop_state
-    rng_key, simulate_key, expand_key = jax.random.split(rng_key, 3)
-    parent, action = simulate(simulate_key, tree, root_action_selection_fn,
+  def one_simulation(sim, tree):
+    parent, action = simulate(keys[sim, 0], tree, root_action_selection_fn,
                               interior_action_selection_fn, max_depth)
     leaf = tree.children_index[batch_range, parent, action]
     leaf = jnp.where(leaf == Tree.UNVISITED, sim + 1, leaf).astype(jnp.int32)
-    tree = expand(params, expand_key, tree, recurrent_fn, parent, action, leaf)
-    tree = backward(tree, leaf)
-    return rng_key, tree
+    tree = expand(params, keys[sim, 1], tree, recurrent_fn, parent, action,
+                  leaf)
+    return backward(tree, leaf)
 
-  _, tree = loop_fn(0, num_simulations, one_simulation, (rng_key, tree))
-  return tree
+  return loop_fn(0, num_simulations, one_simulation, tree)
 
 
 @chex.dataclass(frozen=True)
 class _Walk:
   """The small carry of `simulate`'s loop; every field is `[B]`."""
-  rng_key: chex.Array
   node: chex.Array       # The node whose action was just selected.
   action: chex.Array     # The action selected at `node`.
   next_node: chex.Array  # children_index[node, action], maybe UNVISITED.
@@ -95,60 +94,52 @@ class _Walk:
   continuing: chex.Array
 
 
-def _split_keys(keys):
-  """Per batch element: (key for later, key for this step)."""
-  pairs = jax.vmap(jax.random.split)(keys)
-  return pairs[:, 0], pairs[:, 1]
-
-
 def simulate(rng_key: chex.PRNGKey, tree: Tree, root_action_selection_fn,
              interior_action_selection_fn, max_depth: int):
   """Walks each tree from its root to the edge where it will expand.
 
   The walk stops at the first action whose child is not expanded yet, or
-  when the next node would be at depth `max_depth`.
+  when the next node would be at depth `max_depth`. The selection rules get
+  a distinct key per tree and depth, derived from `rng_key`.
 
   Returns:
     parent `[B]` int32 and action `[B]` int32: the leaf edge of every tree.
   """
   batch_size = tree.node_visits.shape[0]
   batch_range = jnp.arange(batch_size)
-  keys, selection_keys = _split_keys(jax.random.split(rng_key, batch_size))
-  roots = jnp.full((batch_size,), Tree.ROOT_INDEX, jnp.int32)
-  root_action = jax.vmap(root_action_selection_fn)(selection_keys, tree,
-                                                   roots)
-  root_action = jnp.asarray(root_action, jnp.int32)
 
-  def advance(walk, node, action):
+  def select(selection_fn, node, depth=None):
+    """Applies a one-tree selection rule to every tree of the batch."""
+    salt = batch_range if depth is None else depth * batch_size + batch_range
+    keys = hashing.derive_keys(rng_key, salt)
+    args = (keys, tree, node) if depth is None else (keys, tree, node, depth)
+    return jnp.asarray(jax.vmap(selection_fn)(*args), jnp.int32)
+
+  def advance(node, action, depth):
     next_node = tree.children_index[batch_range, node, action]
-    depth = walk.depth + 1
     continuing = (next_node != Tree.UNVISITED) & (depth < max_depth)
-    return next_node, depth, continuing
+    return next_node, continuing
 
-  start = _Walk(rng_key=keys, node=roots, action=root_action,
-                next_node=roots, depth=jnp.zeros_like(roots),
-                continuing=jnp.ones((batch_size,), bool))
-  next_node, depth, continuing = advance(start, roots, root_action)
-  start = start.replace(next_node=next_node, depth=depth,
-                        continuing=continuing)
+  roots = jnp.full((batch_size,), Tree.ROOT_INDEX, jnp.int32)
+  action = select(root_action_selection_fn, roots)
+  depth = jnp.ones_like(roots)
+  next_node, continuing = advance(roots, action, depth)
+  start = _Walk(node=roots, action=action, next_node=next_node, depth=depth,
+                continuing=continuing)
 
   def keep_walking(walk):
     return jnp.any(walk.continuing)
 
   def step(walk):
-    keys, selection_keys = _split_keys(walk.rng_key)
-    node = jnp.where(walk.continuing, walk.next_node, walk.node)
-    action = jax.vmap(interior_action_selection_fn)(selection_keys, tree,
-                                                    node, walk.depth)
-    action = jnp.where(walk.continuing, jnp.asarray(action, jnp.int32),
-                       walk.action)
-    next_node, depth, continuing = advance(walk, node, action)
     go = walk.continuing
-    # Keys of finished walks advance too: they are never used again.
-    return _Walk(rng_key=keys, node=node, action=action,
+    node = jnp.where(go, walk.next_node, walk.node)
+    action = jnp.where(go, select(interior_action_selection_fn, node,
+                                  walk.depth), walk.action)
+    depth = walk.depth + go
+    next_node, continuing = advance(node, action, depth)
+    return _Walk(node=node, action=action,
                  next_node=jnp.where(go, next_node, walk.next_node),
-                 depth=jnp.where(go, depth, walk.depth),
-                 continuing=go & continuing)
+                 depth=depth, continuing=go & continuing)
 
   end = jax.lax.while_loop(keep_walking, step, start)
   return end.node, end.action
@@ -216,7 +207,9 @@ def backward(tree: Tree, leaf: chex.Array) -> Tree:
     return jnp.any(state[0] != Tree.ROOT_INDEX)
 
   def one_level(state):
-    node, value, visits, values, children_visits, qvalues = state
+    # `node_value` is V(node), already updated: each array is read at one
+    # place only, which lets XLA update it in place without a copy.
+    node, value, node_value, visits, values, children_visits, qvalues = state
     active = node != Tree.ROOT_INDEX
     parent = jnp.where(active, tree.parents[batch_range, node],
                        Tree.ROOT_INDEX)
@@ -227,7 +220,7 @@ def backward(tree: Tree, leaf: chex.Array) -> Tree:
     count = visits[batch_range, parent]
     parent_value = (values[batch_range, parent] * count + value) / (
         count + 1.0)
-    qvalue = reward + discount * values[batch_range, node]
+    qvalue = reward + discount * node_value
     # Finished trees write out of bounds, which drops their update.
     target = jnp.where(active, parent, num_nodes)
     visits = visits.at[batch_range, target].set(count + 1, mode="drop")
@@ -236,11 +229,13 @@ def backward(tree: Tree, leaf: chex.Array) -> Tree:
         1, mode="drop")
     qvalues = qvalues.at[batch_range, target, action].set(qvalue,
                                                           mode="drop")
-    return parent, value, visits, values, children_visits, qvalues
+    return (parent, value, parent_value, visits, values, children_visits,
+            qvalues)
 
-  state = (leaf, tree.node_values[batch_range, leaf], tree.node_visits,
-           tree.node_values, tree.children_visits, tree.children_qvalues)
-  _, _, visits, values, children_visits, qvalues = jax.lax.while_loop(
+  leaf_value = tree.node_values[batch_range, leaf]
+  state = (leaf, leaf_value, leaf_value, tree.node_visits, tree.node_values,
+           tree.children_visits, tree.children_qvalues)
+  _, _, _, visits, values, children_visits, qvalues = jax.lax.while_loop(
       not_at_root, one_level, state)
   return tree.replace(node_visits=visits, node_values=values,
                       children_visits=children_visits,

@@ -1,0 +1,260 @@
+"""Our search on hand-computed trees, invariants, transformations, devices."""
+import functools
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import mcts
+from tests import problems
+
+
+# ---------------------------------------------------------------------------
+# A 2-level, 3-action tree computed by hand.
+# ---------------------------------------------------------------------------
+
+PRIOR = np.array([0.5, 0.3, 0.2], np.float32)
+
+
+def _bandit_recurrent_fn(params, rng_key, action, embedding):
+  """Every edge: reward 1 for action 1 else 0; child value 0; prior PRIOR."""
+  del params, rng_key
+  batch = action.shape[0]
+  out = mcts.RecurrentFnOutput(
+      reward=(action == 1).astype(jnp.float32),
+      discount=jnp.ones(batch, jnp.float32),
+      prior_logits=jnp.log(jnp.broadcast_to(PRIOR, (batch, 3))),
+      value=jnp.zeros(batch, jnp.float32))
+  return out, embedding
+
+
+def test_hand_computed_two_level_tree():
+  """pUCT, noise off, max_depth=2, 5 simulations. By hand (N = visits,
+  pUCT value term = Q normalised by parent and siblings):
+
+    sim 1: root picks a0 (largest prior)      -> node 1, G = 0
+    sim 2: a1 (0.3 vs 0.5/2 = 0.25)           -> node 2, G = 1
+    sim 3: a1 (normalised Q 1) then a0 at 2   -> node 3, G = 1 + 0
+    sim 4: a1, then a1 at node 2 (0.3 > .25)  -> node 4, G = 1 + 1
+    sim 5: a1, then a1 at node 2; node 4 is at max_depth, so it is evaluated
+           again instead of expanded (no node 5), G = 1 + 1.
+  """
+  root = mcts.RootFnOutput(prior_logits=jnp.log(PRIOR)[None],
+                           value=jnp.zeros(1), embedding=jnp.zeros(1))
+  out = mcts.muzero_policy((), jax.random.PRNGKey(0), root,
+                           _bandit_recurrent_fn, num_simulations=5,
+                           max_depth=2, dirichlet_fraction=0.0)
+  tree = out.search_tree
+  np.testing.assert_array_equal(tree.node_visits[0], [6, 1, 4, 1, 2, 0])
+  np.testing.assert_allclose(tree.node_values[0, :5],
+                             [1.0, 0.0, 0.5, 0.0, 0.0], atol=1e-6)
+  np.testing.assert_array_equal(tree.parents[0], [-1, 0, 0, 2, 2, -1])
+  np.testing.assert_array_equal(tree.action_from_parent[0],
+                                [-1, 0, 1, 0, 1, -1])
+  np.testing.assert_array_equal(tree.children_visits[0, 0], [1, 4, 0])
+  np.testing.assert_array_equal(tree.children_visits[0, 2], [1, 2, 0])
+  np.testing.assert_allclose(tree.qvalues(jnp.zeros(1, jnp.int32))[0],
+                             [0.0, 1.5, 0.0], atol=1e-6)
+  np.testing.assert_allclose(tree.children_rewards[0, 2], [0.0, 1.0, 0.0])
+  summary = tree.summary()
+  np.testing.assert_allclose(summary.value, [1.0], atol=1e-6)
+  np.testing.assert_allclose(out.action_weights[0], [0.2, 0.8, 0.0])
+  np.testing.assert_allclose(summary.qvalues[0], [0.0, 1.5, 0.0], atol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# Invariants on random problems.
+# ---------------------------------------------------------------------------
+
+def _random_search(policy, seed, batch=4, actions=5, sims=40, max_depth=None,
+                   discount_kind="mixed", with_invalid=True, **kwargs):
+  problem = problems.make_problem(seed, num_actions=actions, batch_size=batch,
+                                  discount_kind=discount_kind,
+                                  with_invalid=with_invalid)
+  fn = functools.partial(getattr(mcts, policy),
+                         recurrent_fn=problem.recurrent_fn(mcts),
+                         num_simulations=sims, max_depth=max_depth,
+                         invalid_actions=problem.invalid_actions_jax(),
+                         **kwargs)
+  return problem, fn, problem.params(), problem.root(mcts)
+
+
+@pytest.mark.parametrize("policy,max_depth", [
+    ("muzero_policy", None), ("gumbel_muzero_policy", None),
+    ("muzero_policy", 3), ("gumbel_muzero_policy", 2)])
+def test_tree_invariants(policy, max_depth):
+  sims = 40
+  problem, fn, params, root = _random_search(policy, seed=3,
+                                             max_depth=max_depth, sims=sims)
+  tree = jax.jit(fn)(params, jax.random.PRNGKey(7), root).search_tree
+  visits = np.asarray(tree.node_visits)
+  children_visits = np.asarray(tree.children_visits)
+  values = np.asarray(tree.node_values, np.float64)
+  raw = np.asarray(tree.raw_values, np.float64)
+  q = np.asarray(tree.children_rewards, np.float64) + np.asarray(
+      tree.children_discounts, np.float64) * np.asarray(tree.children_values,
+                                                        np.float64)
+  np.testing.assert_array_equal(visits[:, 0], sims + 1)
+  has_children = children_visits.sum(-1) > 0
+  expanded = visits > 0
+  # A node's visits are its own evaluations plus its children's visits; only
+  # leaves at max_depth are evaluated more than once.
+  np.testing.assert_array_equal(
+      (visits - children_visits.sum(-1))[has_children], 1)
+  # V(n) N(n) = v_raw(n) + sum_a N(n, a) Q(n, a): values are the means of
+  # the backed-up returns.
+  lhs = (values * visits)[has_children]
+  rhs = (raw + (children_visits * q).sum(-1))[has_children]
+  np.testing.assert_allclose(lhs, rhs, rtol=1e-4, atol=1e-4)
+  # Children's visits equal the visits of the child nodes.
+  index = np.asarray(tree.children_index)
+  for b in range(visits.shape[0]):
+    for n, a in zip(*np.nonzero(index[b] >= 0)):
+      assert children_visits[b, n, a] == visits[b, index[b, n, a]]
+  # Nodes are allocated in order; unused slots stay empty.
+  assert np.all(np.diff(expanded.astype(int), axis=1)[expanded[:, 1:]] >= 0)
+  if max_depth is not None:
+    depth = np.zeros_like(visits)
+    parents = np.asarray(tree.parents)
+    for n in range(1, visits.shape[1]):
+      depth[:, n] = np.where(parents[:, n] >= 0,
+                             depth[np.arange(len(depth)), parents[:, n]] + 1,
+                             0)
+    assert depth.max() <= max_depth
+  # Invalid root actions are never visited.
+  invalid = problem.invalid_actions
+  assert np.all(children_visits[:, 0][invalid] == 0)
+
+
+@pytest.mark.parametrize("policy", ["muzero_policy", "gumbel_muzero_policy"])
+def test_same_key_same_result_and_jit_matches_eager(policy):
+  _, fn, params, root = _random_search(policy, seed=5, sims=12)
+  key = jax.random.PRNGKey(42)
+  jitted = jax.jit(fn)
+  a = jitted(params, key, root)
+  b = jitted(params, key, root)
+  eager = fn(params, key, root)
+  for x, y, z in zip(jax.tree.leaves(a), jax.tree.leaves(b),
+                     jax.tree.leaves(eager)):
+    np.testing.assert_array_equal(x, y)
+    np.testing.assert_allclose(x, z, rtol=1e-6, atol=1e-6)
+  # With noise on, another key gives another search.
+  c = jitted(params, jax.random.PRNGKey(43), root)
+  assert not np.array_equal(a.search_tree.node_visits,
+                            c.search_tree.node_visits)
+
+
+def test_vmap_over_an_outer_axis_matches_separate_searches():
+  _, fn, params, root = _random_search("gumbel_muzero_policy", seed=9,
+                                       sims=10, with_invalid=False)
+  keys = jax.random.split(jax.random.PRNGKey(0), 3)
+  roots = jax.tree.map(lambda x: jnp.stack([x, x[::-1], x]), root)
+  batched = jax.jit(jax.vmap(fn, in_axes=(None, 0, 0)))(params, keys, roots)
+  for i in range(3):
+    single = jax.jit(fn)(params, keys[i], jax.tree.map(lambda x: x[i], roots))
+    np.testing.assert_allclose(batched.action_weights[i],
+                               single.action_weights, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(batched.search_tree.node_visits[i],
+                                  single.search_tree.node_visits)
+
+
+def test_params_any_pytree_and_hk_style_loop_fn():
+  """params may be any pytree; loop_fn may be any fori_loop-like."""
+  problem = problems.make_problem(1, num_actions=4, batch_size=2)
+  tables = problem.params()
+  nested = {"tables": [tables], "unused": (jnp.ones(3), None)}
+
+  def recurrent_fn(params, rng_key, action, embedding):
+    return problem.recurrent_fn(mcts)(params["tables"][0], rng_key, action,
+                                      embedding)
+
+  def python_loop(lower, upper, body, state):
+    for i in range(lower, upper):
+      state = body(i, state)
+    return state
+
+  root = problem.root(mcts)
+  a = mcts.gumbel_muzero_policy(nested, jax.random.PRNGKey(0), root,
+                                recurrent_fn, num_simulations=6)
+  b = mcts.gumbel_muzero_policy(nested, jax.random.PRNGKey(0), root,
+                                recurrent_fn, num_simulations=6,
+                                loop_fn=python_loop)
+  np.testing.assert_array_equal(a.search_tree.node_visits,
+                                b.search_tree.node_visits)
+
+
+def test_custom_selection_fn_reading_mctx_fields():
+  """A user's mctx-style selection rule reads tree.children_visits etc."""
+  problem = problems.make_problem(2, num_actions=3, batch_size=2)
+
+  def least_visited(rng_key, tree, node_index, depth=0):
+    del rng_key, depth
+    score = (-tree.children_visits[node_index] +
+             1e-3 * tree.children_values[node_index] +
+             0 * tree.children_rewards[node_index] +
+             0 * tree.children_discounts[node_index])
+    return jnp.argmax(score).astype(jnp.int32)
+
+  tree = jax.jit(functools.partial(
+      mcts.search, recurrent_fn=problem.recurrent_fn(mcts),
+      root_action_selection_fn=least_visited,
+      interior_action_selection_fn=least_visited, num_simulations=9))(
+          problem.params(), jax.random.PRNGKey(0), root=problem.root(mcts))
+  # Visiting the least visited child spreads the root's visits evenly.
+  np.testing.assert_array_equal(tree.summary().visit_counts,
+                                [[3, 3, 3], [3, 3, 3]])
+
+
+# ---------------------------------------------------------------------------
+# Several devices.
+# ---------------------------------------------------------------------------
+
+_DEVICES_SCRIPT = textwrap.dedent("""
+    import jax, jax.numpy as jnp, numpy as np, functools
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+    import mcts
+    from tests import problems
+    assert jax.device_count() == 8, jax.devices()
+    problem = problems.make_problem(0, num_actions=5, batch_size=16)
+    fn = functools.partial(mcts.gumbel_muzero_policy,
+                           recurrent_fn=problem.recurrent_fn(mcts),
+                           num_simulations=12)
+    params, root = problem.params(), problem.root(mcts)
+    key = jax.random.PRNGKey(0)
+    single = jax.jit(fn)(params, key, root)
+    mesh = Mesh(np.array(jax.devices()), ("batch",))
+    sharded_root = jax.device_put(root, NamedSharding(mesh, P("batch")))
+    sharded = jax.jit(fn)(params, key, sharded_root)
+    assert len(sharded.action_weights.sharding.device_set) == 8
+    np.testing.assert_allclose(sharded.action_weights, single.action_weights,
+                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(sharded.search_tree.node_visits,
+                                  single.search_tree.node_visits)
+    # pmap: each device searches its 2 roots (no noise, so that the result
+    # does not depend on how the noise is split over devices).
+    noiseless = functools.partial(fn, gumbel_scale=0.0)
+    per_device = jax.tree.map(lambda x: x.reshape((8, 2) + x.shape[1:]), root)
+    pmapped = jax.pmap(noiseless, in_axes=(None, None, 0))(params, key,
+                                                           per_device)
+    np.testing.assert_array_equal(
+        pmapped.search_tree.node_visits.reshape(16, -1),
+        jax.jit(noiseless)(params, key, root).search_tree.node_visits)
+    print("OK")
+""")
+
+
+def test_search_sharded_over_eight_devices():
+  env = dict(os.environ,
+             XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             JAX_PLATFORMS="cpu")
+  root_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  result = subprocess.run([sys.executable, "-c", _DEVICES_SCRIPT], env=env,
+                          cwd=root_dir, capture_output=True, text=True,
+                          timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "OK" in result.stdout
