@@ -40,7 +40,8 @@ def muzero_action_selection(
                         * (c1 + log((N(s) + c2 + 1) / c2))
 
   with Q' the transformed Q-values, c1 = pb_c_init, c2 = pb_c_base, and
-  1e-7 * pseudo-random noise to break ties. Invalid root actions are excluded.
+  1e-7 * pseudo-random noise to break ties. Invalid actions (at the root,
+  and where the model marked them) are excluded.
   """
   visit_counts = tree.children_visits_at(node_index)
   node_visit = tree.node_visits[node_index]
@@ -51,7 +52,7 @@ def muzero_action_selection(
   value_score = qtransform(tree, node_index)
   tie_break = 1e-7 * hashing.uniform_from_key(rng_key, tree.num_actions)
   return masked_argmax(value_score + policy_score + tie_break,
-                       tree.root_invalid_actions * (depth == 0))
+                       tree.invalid_actions_at(node_index, depth))
 
 
 def gumbel_muzero_root_action_selection(
@@ -94,4 +95,4 @@ def gumbel_muzero_interior_action_selection(
   improved_policy = jax.nn.softmax(prior_logits + completed_qvalues)
   to_argmax = improved_policy - visit_counts / (
       1 + jnp.sum(visit_counts, axis=-1, keepdims=True))
-  return jnp.argmax(to_argmax, axis=-1).astype(jnp.int32)
+  return masked_argmax(to_argmax, tree.invalid_actions_at(node_index))

@@ -3,7 +3,7 @@
 Shapes use `B` for the batch of roots, `A` for the number of actions and
 `N = num_simulations + 1` for the number of nodes per tree.
 """
-from typing import Any, Callable, Tuple, TypeVar
+from typing import Any, Callable, Optional, Tuple, TypeVar
 
 import chex
 import jax
@@ -40,11 +40,16 @@ class RecurrentFnOutput:
       plies of a two-player zero-sum game (values from the mover's view).
     prior_logits: `[B, A]` policy logits at the new node.
     value: `[B]` value estimate of the new node.
+    invalid_actions: optional `[B, A]`, 1 (or True) for the actions that are
+      illegal at the new node; every selection rule skips them. A node whose
+      actions are all marked invalid (e.g. a terminal state) is searched
+      without a mask.
   """
   reward: chex.Array
   discount: chex.Array
   prior_logits: chex.Array
   value: chex.Array
+  invalid_actions: Optional[chex.Array] = None
 
 
 @chex.dataclass(frozen=True)

@@ -134,6 +134,11 @@ def check_recurrent_output(output, new_embedding, embedding, batch_actions,
       raise TypeError(f"recurrent_fn returned {field} of dtype "
                       f"{_dtype(array)}; expected floating point "
                       f"({value_dtype}).")
+  invalid = getattr(output, "invalid_actions", None)
+  if invalid is not None and _shape(invalid) != (batch_size, num_actions):
+    raise ValueError(
+        f"recurrent_fn returned invalid_actions of shape {_shape(invalid)}; "
+        f"expected [{batch_size}, {num_actions}] ([B, A]).")
   expected_def = jax.tree.structure(embedding)
   got_def = jax.tree.structure(new_embedding)
   if expected_def != got_def:

@@ -29,7 +29,8 @@ def muzero_policy(
     dirichlet_alpha: chex.Numeric = 0.3,
     pb_c_init: chex.Numeric = 1.25,
     pb_c_base: chex.Numeric = 19652,
-    temperature: chex.Numeric = 1.0) -> base.PolicyOutput:
+    temperature: chex.Numeric = 1.0,
+    embedding_dtype=None) -> base.PolicyOutput:
   """MuZero's policy (Schrittwieser et al. 2020): pUCT search from roots
   whose priors are mixed with Dirichlet noise, then an action sampled from
   the root visit counts raised to 1 / temperature.
@@ -41,6 +42,8 @@ def muzero_policy(
     dirichlet_fraction, dirichlet_alpha: root noise, P <- (1 - f) P + f Dir(a).
     pb_c_init, pb_c_base: pUCT's c1 and c2.
     temperature: 0 picks the most visited action.
+    embedding_dtype: as in `search` (e.g. `jnp.bfloat16` to halve the
+      memory of the stored embeddings).
 
   Returns:
     PolicyOutput: action `[B]`, action_weights `[B, A]` = root visit
@@ -61,7 +64,8 @@ def muzero_policy(
       root_action_selection_fn=functools.partial(interior_fn, depth=0),
       interior_action_selection_fn=interior_fn,
       num_simulations=num_simulations, max_depth=max_depth,
-      invalid_actions=invalid_actions, loop_fn=loop_fn)
+      invalid_actions=invalid_actions, loop_fn=loop_fn,
+      embedding_dtype=embedding_dtype)
   action_weights = tree.summary().visit_probs
   action_logits = _apply_temperature(_logits_from_probs(action_weights),
                                      temperature)
@@ -82,7 +86,8 @@ def gumbel_muzero_policy(
     *,
     qtransform=qtransforms.qtransform_completed_by_mix_value,
     max_num_considered_actions: int = 16,
-    gumbel_scale: chex.Numeric = 1.0) -> base.PolicyOutput:
+    gumbel_scale: chex.Numeric = 1.0,
+    embedding_dtype=None) -> base.PolicyOutput:
   """Gumbel MuZero's policy (Danihelka et al. 2022): Gumbel-Top-k sampling
   of root actions, sequential halving over them, deterministic interior
   selection; acts with the best surviving action.
@@ -94,6 +99,7 @@ def gumbel_muzero_policy(
     max_num_considered_actions: k, the actions sampled without replacement.
     gumbel_scale: scale of the Gumbel noise; 0 makes the search
       deterministic.
+    embedding_dtype: as in `search`.
 
   Returns:
     PolicyOutput: action `[B]`, action_weights `[B, A]` = the improved policy
@@ -120,7 +126,7 @@ def gumbel_muzero_policy(
       num_simulations=num_simulations, max_depth=max_depth,
       invalid_actions=invalid_actions,
       extra_data=action_selection.GumbelMuZeroExtraData(root_gumbel=gumbel),
-      loop_fn=loop_fn)
+      loop_fn=loop_fn, embedding_dtype=embedding_dtype)
   visit_counts = tree.summary().visit_counts
   # The most visited actions survived the halving; act with the best of them.
   considered_visit = jnp.max(visit_counts, axis=-1, keepdims=True)

@@ -36,7 +36,8 @@ def search(
     max_depth: Optional[int] = None,
     invalid_actions: Optional[chex.Array] = None,
     extra_data: Any = None,
-    loop_fn: base.LoopFn = base.DEFAULT_LOOP_FN) -> Tree:
+    loop_fn: base.LoopFn = base.DEFAULT_LOOP_FN,
+    embedding_dtype: Optional[Any] = None) -> Tree:
   """Runs a batched Monte Carlo Tree Search.
 
   Args:
@@ -57,6 +58,9 @@ def search(
     extra_data: a pytree of `[B, ...]` arrays stored in `tree.extra_data`.
     loop_fn: the loop over simulations, e.g. `jax.lax.fori_loop` or
       `hk.fori_loop`.
+    embedding_dtype: store the floating-point leaves of the embeddings in
+      this dtype (e.g. `jnp.bfloat16`, half the memory); `recurrent_fn` still
+      gets them in their own dtype. None keeps them as they are.
 
   Returns:
     The searched `Tree`, with `num_simulations + 1` nodes per root.
@@ -67,7 +71,9 @@ def search(
     max_depth = num_simulations
   if invalid_actions is None:
     invalid_actions = jnp.zeros_like(root.prior_logits)
-  tree = init_tree(root, num_simulations, invalid_actions, extra_data)
+  tree = init_tree(root, num_simulations, invalid_actions, extra_data,
+                   embedding_dtype)
+  embedding_dtypes = jax.tree.map(lambda e: e.dtype, root.embedding)
   batch_range = jnp.arange(batch_size)
   # All keys drawn up front: one threefry call instead of one per simulation.
   keys = jax.random.split(rng_key, (num_simulations, 2))
@@ -76,9 +82,9 @@ def search(
     parent, action = simulate(keys[sim, 0], tree, root_action_selection_fn,
                               interior_action_selection_fn, max_depth)
     leaf = tree.children_index[batch_range, parent, action]
-    leaf = jnp.where(leaf == Tree.UNVISITED, sim + 1, leaf).astype(jnp.int32)
+    leaf = jnp.where(leaf < 0, sim + 1, leaf).astype(jnp.int32)
     tree = expand(params, keys[sim, 1], tree, recurrent_fn, parent, action,
-                  leaf)
+                  leaf, embedding_dtypes)
     return backward(tree, leaf)
 
   return loop_fn(0, num_simulations, one_simulation, tree)
@@ -89,7 +95,7 @@ class _Walk:
   """The small carry of `simulate`'s loop; every field is `[B]`."""
   node: chex.Array       # The node whose action was just selected.
   action: chex.Array     # The action selected at `node`.
-  next_node: chex.Array  # children_index[node, action], maybe UNVISITED.
+  next_node: chex.Array  # children_index[node, action], < 0 if none.
   depth: chex.Array      # Depth of `next_node`.
   continuing: chex.Array
 
@@ -117,7 +123,7 @@ def simulate(rng_key: chex.PRNGKey, tree: Tree, root_action_selection_fn,
 
   def advance(node, action, depth):
     next_node = tree.children_index[batch_range, node, action]
-    continuing = (next_node != Tree.UNVISITED) & (depth < max_depth)
+    continuing = (next_node >= 0) & (depth < max_depth)
     return next_node, continuing
 
   roots = jnp.full((batch_size,), Tree.ROOT_INDEX, jnp.int32)
@@ -146,7 +152,7 @@ def simulate(rng_key: chex.PRNGKey, tree: Tree, root_action_selection_fn,
 
 
 def expand(params, rng_key, tree: Tree, recurrent_fn, parent, action,
-           leaf) -> Tree:
+           leaf, embedding_dtypes) -> Tree:
   """Evaluates the leaf edges with one batched `recurrent_fn` call.
 
   A new leaf gets the model's evaluation; a leaf that already exists (only
@@ -156,21 +162,31 @@ def expand(params, rng_key, tree: Tree, recurrent_fn, parent, action,
   Args:
     parent, action, leaf: `[B]` int32; `leaf` is the index the child of
       `(parent, action)` has or will get.
+    embedding_dtypes: pytree of the dtypes `recurrent_fn` works in (the
+      tree may store embeddings in a smaller dtype).
   """
-  batch_range = jnp.arange(tree.node_visits.shape[0])
-  embedding = jax.tree.map(lambda e: e[batch_range, parent], tree.embeddings)
+  batch_size, num_actions = tree.root_invalid_actions.shape
+  batch_range = jnp.arange(batch_size)
+  embedding = jax.tree.map(lambda e, dtype: e[batch_range, parent].astype(
+      dtype), tree.embeddings, embedding_dtypes)
   step, new_embedding = recurrent_fn(params, rng_key, action, embedding)
   checks.check_recurrent_output(step, new_embedding, embedding,
-                                tree.children_prior_logits.shape[::2],
+                                (batch_size, num_actions),
                                 tree.node_values.dtype)
   visits = tree.node_visits[batch_range, leaf]
   old_value = tree.node_values[batch_range, leaf]
   value = step.value.astype(old_value.dtype)
   mean_value = (old_value * visits + value) / (visits + 1.0)
+  prior_logits, children_row = _mask_new_node(step.prior_logits,
+                                              step.invalid_actions)
 
   def put(array, update):
     return array.at[batch_range, leaf].set(update.astype(array.dtype))
 
+  children_index = tree.children_index.at[batch_range, parent, action].set(
+      leaf)
+  if children_row is not None:
+    children_index = put(children_index, children_row)
   return tree.replace(
       node_visits=put(tree.node_visits, visits + 1),
       raw_values=put(tree.raw_values, value),
@@ -179,11 +195,26 @@ def expand(params, rng_key, tree: Tree, recurrent_fn, parent, action,
       node_discounts=put(tree.node_discounts, step.discount),
       parents=put(tree.parents, parent),
       action_from_parent=put(tree.action_from_parent, action),
-      children_prior_logits=put(tree.children_prior_logits,
-                                step.prior_logits),
+      children_prior_logits=put(tree.children_prior_logits, prior_logits),
       embeddings=jax.tree.map(put, tree.embeddings, new_embedding),
-      children_index=tree.children_index.at[batch_range, parent,
-                                            action].set(leaf))
+      children_index=children_index)
+
+
+def _mask_new_node(prior_logits, invalid_actions):
+  """Masks a new node's illegal actions, unless all of them are illegal.
+
+  Returns:
+    prior_logits `[B, A]` (shifted to max 0, illegal ones at the lowest
+    float) and the node's children row `[B, A]` (INVALID where illegal,
+    UNVISITED elsewhere), or the logits unchanged and None without a mask.
+  """
+  if invalid_actions is None:
+    return prior_logits, None
+  invalid = invalid_actions != 0
+  invalid = invalid & ~jnp.all(invalid, axis=-1, keepdims=True)
+  logits = prior_logits - jnp.max(prior_logits, axis=-1, keepdims=True)
+  logits = jnp.where(invalid, jnp.finfo(logits.dtype).min, logits)
+  return logits, jnp.where(invalid, Tree.INVALID, Tree.UNVISITED)
 
 
 def backward(tree: Tree, leaf: chex.Array) -> Tree:

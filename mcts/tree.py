@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from mcts import base
 
@@ -39,7 +40,8 @@ class Tree:
     parents: `[B, N]` int32 parent index, `NO_PARENT` for the root and for
       nodes not expanded yet.
     action_from_parent: `[B, N]` int32 action leading from the parent.
-    children_index: `[B, N, A]` int32 child index, `UNVISITED` if none.
+    children_index: `[B, N, A]` int32 child index, `UNVISITED` if none,
+      `INVALID` for an action the model marked illegal at the node.
     children_prior_logits: `[B, N, A]` the model's policy logits at a node.
     children_visits: `[B, N, A]` int32 visit counts of the children.
     children_qvalues: `[B, N, A]` Q-values of the edges, 0 if unvisited.
@@ -65,6 +67,7 @@ class Tree:
   ROOT_INDEX: ClassVar[int] = 0
   NO_PARENT: ClassVar[int] = -1
   UNVISITED: ClassVar[int] = -1
+  INVALID: ClassVar[int] = -2
 
   @property
   def num_actions(self) -> int:
@@ -100,6 +103,14 @@ class Tree:
     if self.node_visits.ndim == 1:
       return array[indices]
     return array[jnp.arange(self.node_visits.shape[0]), indices]
+
+  def invalid_actions_at(self, indices, depth=None) -> chex.Array:
+    """bool `[B, A]` (or `[A]`): the actions not to select at `indices`,
+    those the model marked invalid and, at depth 0, the root's."""
+    invalid = self._children_rows(indices) == Tree.INVALID
+    if depth is None:
+      return invalid
+    return invalid | ((self.root_invalid_actions != 0) & (depth == 0))
 
   def children_visits_at(self, indices) -> chex.Array:
     return self._row(self.children_visits, indices)
@@ -160,7 +171,8 @@ class Tree:
 
 
 def init_tree(root: base.RootFnOutput, num_simulations: int,
-              root_invalid_actions: chex.Array, extra_data: Any) -> Tree:
+              root_invalid_actions: chex.Array, extra_data: Any,
+              embedding_dtype: Any = None) -> Tree:
   """A batch of empty trees whose root (node 0) is evaluated by `root`.
 
   Args:
@@ -168,6 +180,8 @@ def init_tree(root: base.RootFnOutput, num_simulations: int,
     num_simulations: the trees get `num_simulations + 1` nodes.
     root_invalid_actions: `[B, A]`.
     extra_data: stored unchanged.
+    embedding_dtype: if given, the dtype of the stored floating-point
+      embedding leaves.
   """
   batch_size, num_actions = root.prior_logits.shape
   num_nodes = num_simulations + 1
@@ -177,9 +191,14 @@ def init_tree(root: base.RootFnOutput, num_simulations: int,
   def node_array(fill, dtype, first):
     return jnp.full(node_shape, fill, dtype).at[:, 0].set(first)
 
-  embeddings = jax.tree.map(
-      lambda e: jnp.zeros((batch_size, num_nodes) + e.shape[1:],
-                          e.dtype).at[:, 0].set(e), root.embedding)
+  def storage(e):
+    dtype = e.dtype
+    if embedding_dtype is not None and jnp.issubdtype(dtype, jnp.floating):
+      dtype = embedding_dtype
+    return jnp.zeros((batch_size, num_nodes) + e.shape[1:],
+                     dtype).at[:, 0].set(e.astype(dtype))
+
+  embeddings = jax.tree.map(storage, root.embedding)
   children_prior_logits = jnp.zeros(
       (batch_size, num_nodes, num_actions),
       root.prior_logits.dtype).at[:, 0].set(root.prior_logits)
@@ -199,3 +218,41 @@ def init_tree(root: base.RootFnOutput, num_simulations: int,
       embeddings=embeddings,
       root_invalid_actions=root_invalid_actions,
       extra_data=extra_data)
+
+
+def tree_nbytes(batch_size: int, num_simulations: int, num_actions: int,
+                embedding: Any, *, value_dtype: Any = jnp.float32,
+                embedding_dtype: Any = None, extra_data: Any = None) -> int:
+  """The bytes of the `Tree` a search of these sizes allocates.
+
+  Args:
+    batch_size: B.
+    num_simulations: the tree has `num_simulations + 1` nodes.
+    num_actions: A.
+    embedding: pytree of arrays or `jax.ShapeDtypeStruct`s for ONE root
+      (no batch dimension), e.g. `jax.ShapeDtypeStruct((6, 6, 256),
+      jnp.float32)`.
+    value_dtype: dtype of the values and prior logits.
+    embedding_dtype: as in `search` (the stored dtype of floating leaves).
+    extra_data: pytree of `[B, ...]` arrays or shape structs (Gumbel MuZero
+      stores `[B, A]` noise).
+
+  Returns:
+    The total size in bytes of the tree's arrays (the search's working
+    memory is this plus O(B x A) for one simulation).
+  """
+  def batched(x):
+    return jax.ShapeDtypeStruct((batch_size,) + tuple(x.shape), x.dtype)
+
+  root = base.RootFnOutput(
+      prior_logits=jax.ShapeDtypeStruct((batch_size, num_actions),
+                                        value_dtype),
+      value=jax.ShapeDtypeStruct((batch_size,), value_dtype),
+      embedding=jax.tree.map(batched, embedding))
+  invalid = jax.ShapeDtypeStruct((batch_size, num_actions), value_dtype)
+  shapes = jax.eval_shape(
+      lambda root, invalid, extra: init_tree(root, num_simulations, invalid,
+                                             extra, embedding_dtype),
+      root, invalid, extra_data)
+  return sum(int(np.prod(x.shape)) * np.dtype(x.dtype).itemsize
+             for x in jax.tree.leaves(shapes))
