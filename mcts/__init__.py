@@ -15,6 +15,7 @@ from mcts.qtransforms import qtransform_by_parent_and_siblings
 from mcts.qtransforms import qtransform_completed_by_mix_value
 from mcts.search import search
 from mcts.tree import Tree
+from mcts.tree import get_subtree
 from mcts.tree import tree_nbytes
 from mcts.visualization import render_dot
 from mcts.visualization import to_dot

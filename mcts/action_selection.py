@@ -3,7 +3,7 @@
 Signatures: root rules `(rng_key, tree, node_index) -> action`, interior
 rules `(rng_key, tree, node_index, depth) -> action`, action an int32 `[]`.
 """
-from typing import Any
+from typing import Any, Optional
 
 import chex
 import jax
@@ -17,8 +17,15 @@ from mcts.tree import Tree
 
 @chex.dataclass(frozen=True)
 class GumbelMuZeroExtraData:
-  """Extra data for Gumbel MuZero search: `root_gumbel` `[B, A]`."""
+  """Extra data for Gumbel MuZero search.
+
+  Attributes:
+    root_gumbel: `[B, A]` Gumbel noise of the root's actions.
+    root_prior_visits: optional `[B, A]`, the root's children visits a kept
+      tree already had; sequential halving schedules the new visits only.
+  """
   root_gumbel: chex.Array
+  root_prior_visits: Optional[chex.Array] = None
 
 
 def masked_argmax(to_argmax: chex.Array, invalid_actions: Any) -> chex.Array:
@@ -64,7 +71,7 @@ def gumbel_muzero_root_action_selection(
   actions with the visit count the halving schedule asks for, the one with
   the largest g(a) + logits(a) + sigma(completed q(a))."""
   del rng_key
-  visit_counts = tree.children_visits_at(node_index)
+  visit_counts = new_root_visits(tree, tree.children_visits_at(node_index))
   prior_logits = tree.children_prior_logits_at(node_index)
   completed_qvalues = qtransform(tree, node_index)
   table = jnp.array(seq_halving.considered_visits_table(
@@ -72,13 +79,21 @@ def gumbel_muzero_root_action_selection(
   num_valid = jnp.sum(1 - tree.root_invalid_actions, axis=-1).astype(
       jnp.int32)
   num_considered = jnp.minimum(max_num_considered_actions, num_valid)
-  # At the root, the simulation index is the sum of the children's visits.
+  # The simulation index is the sum of the children's (new) visits.
   simulation_index = jnp.sum(visit_counts, axis=-1)
   considered_visit = table[num_considered, simulation_index]
   to_argmax = seq_halving.score_considered(
       considered_visit, tree.extra_data.root_gumbel, prior_logits,
       completed_qvalues, visit_counts)
   return masked_argmax(to_argmax, tree.root_invalid_actions)
+
+
+def new_root_visits(tree: Tree, visit_counts: chex.Array) -> chex.Array:
+  """The root children's visits minus those a kept tree started with."""
+  prior_visits = getattr(tree.extra_data, "root_prior_visits", None)
+  if prior_visits is None:
+    return visit_counts
+  return visit_counts - prior_visits
 
 
 def gumbel_muzero_interior_action_selection(

@@ -168,3 +168,21 @@ def _raise_if_not_finite(reward, discount, prior_logits, value):
                                f"{np.asarray(array)}.")
   if np.any(np.isnan(prior_logits)):
     raise FloatingPointError("recurrent_fn returned NaN in prior_logits.")
+
+
+def check_kept_tree(tree, root, capacity):
+  """A kept tree must match the roots' batch, actions and embeddings."""
+  batch_size, num_actions = _shape(root.prior_logits)
+  shape = _shape(tree.children_index)
+  if shape[0] != batch_size or shape[2] != num_actions:
+    raise ValueError(
+        f"tree has batch {shape[0]} and {shape[2]} actions; the roots have "
+        f"[B, A] = [{batch_size}, {num_actions}] (root.prior_logits).")
+  if capacity is not None and capacity != shape[1]:
+    raise ValueError(f"capacity={capacity} differs from the kept tree's "
+                     f"{shape[1]} nodes; leave capacity out when passing "
+                     "tree.")
+  if jax.tree.structure(tree.embeddings) != jax.tree.structure(
+      root.embedding):
+    raise TypeError("tree.embeddings and root.embedding have different "
+                    "structures.")

@@ -12,6 +12,7 @@ from mcts import checks
 from mcts import qtransforms
 from mcts import seq_halving
 from mcts.search import search
+from mcts.tree import Tree
 
 
 def muzero_policy(
@@ -30,7 +31,9 @@ def muzero_policy(
     pb_c_init: chex.Numeric = 1.25,
     pb_c_base: chex.Numeric = 19652,
     temperature: chex.Numeric = 1.0,
-    embedding_dtype=None) -> base.PolicyOutput:
+    embedding_dtype=None,
+    tree: Optional[Tree] = None,
+    capacity: Optional[int] = None) -> base.PolicyOutput:
   """MuZero's policy (Schrittwieser et al. 2020): pUCT search from roots
   whose priors are mixed with Dirichlet noise, then an action sampled from
   the root visit counts raised to 1 / temperature.
@@ -44,6 +47,8 @@ def muzero_policy(
     temperature: 0 picks the most visited action.
     embedding_dtype: as in `search` (e.g. `jnp.bfloat16` to halve the
       memory of the stored embeddings).
+    tree, capacity: a kept tree to continue (from `get_subtree`) and the
+      nodes per tree, as in `search`.
 
   Returns:
     PolicyOutput: action `[B]`, action_weights `[B, A]` = root visit
@@ -65,7 +70,7 @@ def muzero_policy(
       interior_action_selection_fn=interior_fn,
       num_simulations=num_simulations, max_depth=max_depth,
       invalid_actions=invalid_actions, loop_fn=loop_fn,
-      embedding_dtype=embedding_dtype)
+      embedding_dtype=embedding_dtype, tree=tree, capacity=capacity)
   action_weights = tree.summary().visit_probs
   action_logits = _apply_temperature(_logits_from_probs(action_weights),
                                      temperature)
@@ -87,7 +92,9 @@ def gumbel_muzero_policy(
     qtransform=qtransforms.qtransform_completed_by_mix_value,
     max_num_considered_actions: int = 16,
     gumbel_scale: chex.Numeric = 1.0,
-    embedding_dtype=None) -> base.PolicyOutput:
+    embedding_dtype=None,
+    tree: Optional[Tree] = None,
+    capacity: Optional[int] = None) -> base.PolicyOutput:
   """Gumbel MuZero's policy (Danihelka et al. 2022): Gumbel-Top-k sampling
   of root actions, sequential halving over them, deterministic interior
   selection; acts with the best surviving action.
@@ -99,7 +106,8 @@ def gumbel_muzero_policy(
     max_num_considered_actions: k, the actions sampled without replacement.
     gumbel_scale: scale of the Gumbel noise; 0 makes the search
       deterministic.
-    embedding_dtype: as in `search`.
+    embedding_dtype, tree, capacity: as in `search`. With a kept tree, the
+      halving schedules the new simulations; Q-values use all visits.
 
   Returns:
     PolicyOutput: action `[B]`, action_weights `[B, A]` = the improved policy
@@ -110,6 +118,10 @@ def gumbel_muzero_policy(
                             max_num_considered_actions, 1)
   root = root.replace(prior_logits=_mask_invalid_actions(
       root.prior_logits, invalid_actions))
+  prior_visits = None
+  if tree is not None:
+    prior_visits = tree.children_visits_at(
+        jnp.zeros(root.value.shape, jnp.int32))
   rng_key, gumbel_key = jax.random.split(rng_key)
   gumbel = gumbel_scale * jax.random.gumbel(
       gumbel_key, shape=root.prior_logits.shape, dtype=root.prior_logits.dtype)
@@ -125,9 +137,12 @@ def gumbel_muzero_policy(
           qtransform=qtransform),
       num_simulations=num_simulations, max_depth=max_depth,
       invalid_actions=invalid_actions,
-      extra_data=action_selection.GumbelMuZeroExtraData(root_gumbel=gumbel),
-      loop_fn=loop_fn, embedding_dtype=embedding_dtype)
-  visit_counts = tree.summary().visit_counts
+      extra_data=action_selection.GumbelMuZeroExtraData(
+          root_gumbel=gumbel, root_prior_visits=prior_visits),
+      loop_fn=loop_fn, embedding_dtype=embedding_dtype, tree=tree,
+      capacity=capacity)
+  visit_counts = action_selection.new_root_visits(
+      tree, tree.summary().visit_counts)
   # The most visited actions survived the halving; act with the best of them.
   considered_visit = jnp.max(visit_counts, axis=-1, keepdims=True)
   completed_qvalues = jax.vmap(qtransform, in_axes=(0, None))(

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from mcts import base
 from mcts import checks
 from mcts import hashing
-from mcts.tree import Tree, init_tree
+from mcts.tree import Tree, init_tree, with_new_root
 
 
 def search(
@@ -37,7 +37,9 @@ def search(
     invalid_actions: Optional[chex.Array] = None,
     extra_data: Any = None,
     loop_fn: base.LoopFn = base.DEFAULT_LOOP_FN,
-    embedding_dtype: Optional[Any] = None) -> Tree:
+    embedding_dtype: Optional[Any] = None,
+    tree: Optional[Tree] = None,
+    capacity: Optional[int] = None) -> Tree:
   """Runs a batched Monte Carlo Tree Search.
 
   Args:
@@ -61,31 +63,51 @@ def search(
     embedding_dtype: store the floating-point leaves of the embeddings in
       this dtype (e.g. `jnp.bfloat16`, half the memory); `recurrent_fn` still
       gets them in their own dtype. None keeps them as they are.
+    tree: a kept tree to continue (from `get_subtree`): its statistics stay
+      and the new simulations add to them, in its arrays. The root's prior,
+      raw value and embedding are replaced by `root`'s.
+    capacity: the number of nodes per tree (default `num_simulations + 1`,
+      or the kept tree's). Give more room to keep subtrees between moves: a
+      simulation that finds its tree full changes nothing.
 
   Returns:
-    The searched `Tree`, with `num_simulations + 1` nodes per root.
+    The searched `Tree`, with `capacity` nodes per root.
   """
   checks.check_search_args(root, num_simulations, max_depth, invalid_actions)
   batch_size, num_actions = root.prior_logits.shape
-  if max_depth is None:
-    max_depth = num_simulations
   if invalid_actions is None:
     invalid_actions = jnp.zeros_like(root.prior_logits)
-  tree = init_tree(root, num_simulations, invalid_actions, extra_data,
-                   embedding_dtype)
+  if tree is None:
+    if capacity is None:
+      capacity = num_simulations + 1
+    checks.check_int_at_least("capacity", capacity, 2)
+    tree = init_tree(root, capacity - 1, invalid_actions, extra_data,
+                     embedding_dtype)
+  else:
+    checks.check_kept_tree(tree, root, capacity)
+    tree = with_new_root(tree, root, invalid_actions, extra_data)
+  capacity = tree.node_visits.shape[1]
+  if max_depth is None:
+    max_depth = capacity - 1
   embedding_dtypes = jax.tree.map(lambda e: e.dtype, root.embedding)
   batch_range = jnp.arange(batch_size)
   # All keys drawn up front: one threefry call instead of one per simulation.
   keys = jax.random.split(rng_key, (num_simulations, 2))
 
+  # Nodes are used in order: a new node goes to the first free slot.
+  first_free = jnp.maximum(jnp.sum(tree.node_visits > 0, axis=1), 1)
+
   def one_simulation(sim, tree):
     parent, action = simulate(keys[sim, 0], tree, root_action_selection_fn,
                               interior_action_selection_fn, max_depth)
-    leaf = tree.children_index[batch_range, parent, action]
-    leaf = jnp.where(leaf < 0, sim + 1, leaf).astype(jnp.int32)
+    child = tree.children_index[batch_range, parent, action]
+    leaf = jnp.where(child < 0, first_free + sim, child).astype(jnp.int32)
+    # A full tree gets an out-of-range leaf: its writes are dropped.
+    has_room = leaf < capacity
+    leaf = jnp.where(has_room, leaf, capacity)
     tree = expand(params, keys[sim, 1], tree, recurrent_fn, parent, action,
                   leaf, embedding_dtypes)
-    return backward(tree, leaf)
+    return backward(tree, jnp.where(has_room, leaf, Tree.ROOT_INDEX))
 
   return loop_fn(0, num_simulations, one_simulation, tree)
 
@@ -161,7 +183,7 @@ def expand(params, rng_key, tree: Tree, recurrent_fn, parent, action,
 
   Args:
     parent, action, leaf: `[B]` int32; `leaf` is the index the child of
-      `(parent, action)` has or will get.
+      `(parent, action)` has or will get, out of range for a full tree.
     embedding_dtypes: pytree of the dtypes `recurrent_fn` works in (the
       tree may store embeddings in a smaller dtype).
   """
@@ -173,18 +195,22 @@ def expand(params, rng_key, tree: Tree, recurrent_fn, parent, action,
   checks.check_recurrent_output(step, new_embedding, embedding,
                                 (batch_size, num_actions),
                                 tree.node_values.dtype)
-  visits = tree.node_visits[batch_range, leaf]
-  old_value = tree.node_values[batch_range, leaf]
+  capacity = tree.node_visits.shape[1]
+  readable_leaf = jnp.minimum(leaf, capacity - 1)
+  visits = tree.node_visits[batch_range, readable_leaf]
+  old_value = tree.node_values[batch_range, readable_leaf]
   value = step.value.astype(old_value.dtype)
   mean_value = (old_value * visits + value) / (visits + 1.0)
   prior_logits, children_row = _mask_new_node(step.prior_logits,
                                               step.invalid_actions)
 
   def put(array, update):
-    return array.at[batch_range, leaf].set(update.astype(array.dtype))
+    return array.at[batch_range, leaf].set(update.astype(array.dtype),
+                                           mode="drop")
 
-  children_index = tree.children_index.at[batch_range, parent, action].set(
-      leaf)
+  parent_or_drop = jnp.where(leaf < capacity, parent, capacity)
+  children_index = tree.children_index.at[
+      batch_range, parent_or_drop, action].set(leaf, mode="drop")
   if children_row is not None:
     children_index = put(children_index, children_row)
   return tree.replace(
