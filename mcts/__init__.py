@@ -13,6 +13,10 @@ from mcts.policies import muzero_policy
 from mcts.qtransforms import qtransform_by_min_max
 from mcts.qtransforms import qtransform_by_parent_and_siblings
 from mcts.qtransforms import qtransform_completed_by_mix_value
+from mcts.sampled import SampledPolicyOutput
+from mcts.sampled import SampledRecurrentFnOutput
+from mcts.sampled import SampledRootFnOutput
+from mcts.sampled import sampled_muzero_policy
 from mcts.search import search
 from mcts.tree import Tree
 from mcts.tree import get_subtree
@@ -21,3 +25,7 @@ from mcts.visualization import render_dot
 from mcts.visualization import to_dot
 
 __version__ = "0.1.0"
+from mcts.stochastic import ChanceRecurrentFnOutput
+from mcts.stochastic import DecisionRecurrentFnOutput
+from mcts.stochastic import StochasticRecurrentState
+from mcts.stochastic import stochastic_muzero_policy
