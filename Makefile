@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m benchmarks.throughput --quick
+	$(BIN)/python -m agents.train
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

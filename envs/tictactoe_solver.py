@@ -191,8 +191,13 @@ def tables() -> SolverTables:
 
 @functools.lru_cache(maxsize=1)
 def jax_tables() -> SolverTables:
-  """:func:`tables` as jax arrays (device-resident, created once)."""
-  return SolverTables(*(jnp.asarray(t) for t in tables()))
+  """:func:`tables` as jax arrays (device-resident, created once).
+
+  Built with compile-time evaluation, so that a first call inside `jit`
+  caches concrete arrays rather than tracers.
+  """
+  with jax.ensure_compile_time_eval():
+    return SolverTables(*(jnp.asarray(t) for t in tables()))
 
 
 # ----------------------------------------------------------------------------

@@ -1,0 +1,139 @@
+"""Training configuration and per-game defaults."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, Optional
+
+ALGOS = ("muzero", "alphazero")
+POLICIES = ("gumbel", "muzero")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """Everything that defines a training run (saved in ``run.json``).
+
+  One *iteration* (one call of the jitted training step) = ``selfplay_steps``
+  lockstep steps of ``num_envs`` environments with search, written to the
+  replay buffer, then ``updates_per_iter`` gradient steps on batches of
+  ``batch_size`` windows sampled from the buffer.
+  """
+  env: str = "tictactoe"
+  algo: str = "muzero"            # "muzero" (learned model) | "alphazero".
+  policy: str = "gumbel"          # "gumbel" | "muzero" (pUCT).
+  num_simulations: int = 16
+  max_num_considered_actions: int = 16
+  seed: int = 0
+  steps: int = 400                # Training iterations.
+  # Self-play and replay.
+  num_envs: int = 128
+  selfplay_steps: int = 16
+  replay_capacity: int = 64       # Time steps kept per environment.
+  # Exploration in self-play: for the first `sample_plies` moves of an
+  # episode the action is sampled from the search's action_weights; then,
+  # with probability `random_move_prob`, a uniformly random legal move is
+  # played instead (value targets then bootstrap from the search value at
+  # that step rather than follow the random move: see learner.py).
+  sample_plies: int = 0
+  random_move_prob: float = 0.0
+  # Learning.
+  unroll_steps: int = 5           # K (MuZero); AlphaZero uses 0.
+  td_steps: Optional[int] = None  # n; None = the game's max episode length.
+  discount: float = 1.0           # Single-player games (two-player: -1).
+  batch_size: int = 256
+  updates_per_iter: int = 8
+  learning_rate: float = 2e-3
+  lr_decay: bool = True           # Cosine decay to 10% over `steps`.
+  weight_decay: float = 1e-4
+  max_grad_norm: float = 1.0
+  value_loss_weight: float = 0.5
+  # Network.
+  width: int = 128
+  latent_size: int = 64
+  repr_blocks: int = 2
+  dyn_blocks: int = 2
+  pred_blocks: int = 1
+  value_bins: int = 21
+  value_min: float = -1.0
+  value_max: float = 1.0
+  # Evaluation.
+  eval_every: int = 50            # Iterations between quick evaluations.
+  eval_games: int = 64            # Per side, for the quick evaluations.
+  final_eval_games: int = 200     # Per side, at the end of training.
+
+  def to_dict(self) -> Dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, d: Dict[str, Any]) -> "Config":
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+      raise ValueError(f"Unknown config fields {sorted(unknown)}")
+    return cls(**d)
+
+
+# Per-game defaults (anything not listed takes Config's default).
+GAME_DEFAULTS: Dict[str, Dict[str, Any]] = {
+    "tictactoe": dict(num_simulations=16, num_envs=128, selfplay_steps=16,
+                      replay_capacity=256, batch_size=256, updates_per_iter=8,
+                      width=128, latent_size=64, steps=600,
+                      sample_plies=9, random_move_prob=0.2),
+    # Catch defaults to AlphaZero: with the learned model (--algo muzero)
+    # self-play does not improve yet (an open issue, see the report).
+    "catch": dict(algo="alphazero", num_simulations=8, num_envs=64,
+                  selfplay_steps=16,
+                  replay_capacity=64, batch_size=128, updates_per_iter=4,
+                  width=64, latent_size=32, discount=0.99, steps=200,
+                  max_num_considered_actions=3),
+    "connect4": dict(algo="alphazero", num_simulations=32, num_envs=128,
+                     selfplay_steps=16, replay_capacity=96, batch_size=256,
+                     updates_per_iter=8, width=256, latent_size=128,
+                     repr_blocks=3, steps=1000, eval_every=100,
+                     sample_plies=8, random_move_prob=0.03),
+    "pgx": dict(num_simulations=32, num_envs=64, selfplay_steps=16,
+                replay_capacity=64, td_steps=10, width=256, latent_size=128,
+                steps=1000),
+}
+
+
+def defaults_for(env_name: str) -> Dict[str, Any]:
+  key = "pgx" if env_name.startswith("pgx:") else env_name
+  return dict(GAME_DEFAULTS.get(key, {}))
+
+
+def make_config(env_name: str, **overrides) -> Config:
+  """Config for ``env_name``: game defaults, then ``overrides`` (None = keep
+  the default)."""
+  values = defaults_for(env_name)
+  values.update({k: v for k, v in overrides.items() if v is not None})
+  values["env"] = env_name
+  return validate(Config.from_dict(values))
+
+
+def validate(config: Config) -> Config:
+  """Raises ValueError with a clear message for bad values."""
+  def positive(name):
+    v = getattr(config, name)
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+      raise ValueError(f"{name} must be a positive integer, got {v!r}")
+  for name in ("num_simulations", "num_envs", "selfplay_steps",
+               "replay_capacity", "batch_size", "updates_per_iter", "width",
+               "latent_size", "max_num_considered_actions", "steps",
+               "eval_every", "eval_games", "final_eval_games"):
+    positive(name)
+  if config.algo not in ALGOS:
+    raise ValueError(f"algo must be one of {ALGOS}, got {config.algo!r}")
+  if config.policy not in POLICIES:
+    raise ValueError(f"policy must be one of {POLICIES}, got {config.policy!r}")
+  if config.unroll_steps < 0:
+    raise ValueError(f"unroll_steps must be >= 0, got {config.unroll_steps}")
+  if config.sample_plies < 0:
+    raise ValueError(f"sample_plies must be >= 0, got {config.sample_plies}")
+  if not 0.0 <= config.random_move_prob <= 1.0:
+    raise ValueError("random_move_prob must be in [0, 1], got "
+                     f"{config.random_move_prob}")
+  if config.td_steps is not None and config.td_steps < 1:
+    raise ValueError(f"td_steps must be >= 1, got {config.td_steps}")
+  if config.value_bins < 2 or not config.value_max > config.value_min:
+    raise ValueError("need value_bins >= 2 and value_max > value_min")
+  return config

@@ -1,0 +1,166 @@
+"""Jitted, batched evaluation games.
+
+The agent plays with search, greedily (Gumbel: ``gumbel_scale=0`` and the
+search's action; pUCT: no Dirichlet noise, temperature 0). Two-player games
+are played against an opponent (``"random"``: uniform over legal moves;
+``"perfect"``: :func:`envs.tictactoe_solver.perfect_action`, tic-tac-toe
+only) with the agent as first (player 0) and as second player (player 1);
+each game's result is read from the agent's accumulated reward. Single-player
+games report the mean return and the success rate (for Catch: the catch
+rate, episodes ending with reward +1).
+"""
+from __future__ import annotations
+
+import functools
+from typing import Dict
+
+import jax
+import jax.numpy as jnp
+
+from agents.selfplay import Agent
+
+OPPONENTS = ("random", "perfect")
+
+
+def random_action(key, states):
+  """Uniform over the legal actions, ``[B]``."""
+  logits = jnp.where(states.legal_action_mask, 0.0, -jnp.inf)
+  return jax.random.categorical(key, logits).astype(jnp.int32)
+
+
+def perfect_action(key, states):
+  from envs import tictactoe_solver  # pylint: disable=g-import-not-at-top
+  keys = jax.random.split(key, states.board.shape[0])
+  return jax.vmap(tictactoe_solver.perfect_action)(keys, states.board)
+
+
+def _max_steps(env) -> int:
+  return int(env.max_episode_steps) if env.max_episode_steps else 10_000
+
+
+def make_play_games(agent: Agent, agent_player, opponent):
+  """``play(params, key) -> returns [G]``: the agent's total reward in each
+  of ``G = len(agent_player)`` games played at once.
+
+  ``agent_player``: int ``[G]``, the agent's seat in each game (0 = first);
+  ``opponent``: int ``[G]``, index into ``OPPONENTS`` per game (ignored for
+  single-player games).
+  """
+  env = agent.env
+  agent_player = jnp.asarray(agent_player, jnp.int32)
+  opponent = jnp.asarray(opponent, jnp.int32)
+  num_games = agent_player.shape[0]
+  use_perfect = env.num_players == 2 and bool(jnp.any(opponent == 1))
+  if use_perfect and env.name != "tictactoe":
+    raise ValueError("the perfect opponent exists for tictactoe only")
+  if use_perfect:
+    # Build the solver's cached tables eagerly: if they were first built
+    # inside this trace, the cache would hold a tracer.
+    from envs import tictactoe_solver  # pylint: disable=g-import-not-at-top
+    with jax.ensure_compile_time_eval():
+      jax.block_until_ready(tictactoe_solver.jax_tables())
+  max_steps = _max_steps(env)
+
+  def play(params, key):
+    init_key, key = jax.random.split(key)
+    states = jax.vmap(env.init)(jax.random.split(init_key, num_games))
+
+    def cond(carry):
+      states, _, _, t = carry
+      return (~jnp.all(states.terminated)) & (t < max_steps)
+
+    def body(carry):
+      states, returns, key, t = carry
+      key, agent_key, opp_key = jax.random.split(key, 3)
+      action = agent.act(params, agent_key, states, greedy=True).action
+      if env.num_players == 2:
+        opp_action = random_action(opp_key, states)
+        if use_perfect:
+          opp_action = jnp.where(opponent == 1,
+                                 perfect_action(opp_key, states), opp_action)
+        action = jnp.where(states.current_player == agent_player, action,
+                           opp_action)
+      states = jax.vmap(env.step)(states, action)
+      returns = returns + jnp.take_along_axis(
+          states.rewards, agent_player[:, None] % states.rewards.shape[1],
+          axis=1)[:, 0]
+      return states, returns, key, t + 1
+
+    _, returns, _, _ = jax.lax.while_loop(
+        cond, body, (states, jnp.zeros(num_games), key, jnp.int32(0)))
+    return returns
+
+  return play
+
+
+def summarize(returns) -> Dict[str, float]:
+  returns = jnp.asarray(returns)
+  return dict(win=float(jnp.mean(returns > 0)),
+              draw=float(jnp.mean(returns == 0)),
+              loss=float(jnp.mean(returns < 0)))
+
+
+class Evaluator:
+  """All evaluation games of a game in ONE jitted call;
+  ``__call__(params, key)`` returns a flat dict of rates, e.g.
+  ``vs_random_first_win``, ``vs_perfect_second_loss`` or ``catch_rate``."""
+
+  def __init__(self, agent: Agent, num_games: int):
+    self.agent = agent
+    env = agent.env
+    if env.num_players == 1:
+      self.matches = [("solo", 0, 0)]
+    else:
+      opponents = ["random"] + (["perfect"] if env.name == "tictactoe"
+                                else [])
+      self.matches = [(f"vs_{opp}_{side}", player, OPPONENTS.index(opp))
+                      for opp in opponents
+                      for player, side in ((0, "first"), (1, "second"))]
+    self.num_games = num_games
+    seats = [p for _, p, _ in self.matches for _ in range(num_games)]
+    opps = [o for _, _, o in self.matches for _ in range(num_games)]
+    self.play = jax.jit(make_play_games(agent, seats, opps))
+
+  def __call__(self, params, key) -> Dict[str, float]:
+    all_returns = self.play(params, key)
+    out = {}
+    for i, (name, _, _) in enumerate(self.matches):
+      returns = all_returns[i * self.num_games:(i + 1) * self.num_games]
+      if name == "solo":
+        out["eval_return"] = float(jnp.mean(returns))
+        rate_name = ("catch_rate" if self.agent.env.name == "catch"
+                     else "success_rate")
+        out[rate_name] = float(jnp.mean(returns > 0))
+      else:
+        for k, v in summarize(returns).items():
+          out[f"{name}_{k}"] = v
+    return out
+
+
+def format_report(results: Dict[str, float]) -> str:
+  """A small text table of the rates in ``results``."""
+  lines = []
+  if "catch_rate" in results or "success_rate" in results:
+    for k in ("catch_rate", "success_rate", "eval_return"):
+      if k in results:
+        lines.append(f"{k}: {results[k]:.3f}")
+    return "\n".join(lines)
+  lines.append(f"{'opponent':<10} {'agent plays':<12} {'win':>6} {'draw':>6} "
+               f"{'loss':>6}")
+  for opp in OPPONENTS:
+    for side in ("first", "second"):
+      name = f"vs_{opp}_{side}"
+      if f"{name}_win" in results:
+        lines.append(
+            f"{opp:<10} {side:<12} {results[name + '_win']:>6.3f} "
+            f"{results[name + '_draw']:>6.3f} {results[name + '_loss']:>6.3f}")
+  return "\n".join(lines)
+
+
+@functools.lru_cache(maxsize=16)
+def cached_evaluator(config, num_games: int) -> "Evaluator":
+  """An :class:`Evaluator` for a training ``config``, built once."""
+  import envs  # pylint: disable=g-import-not-at-top
+  from agents import learner  # pylint: disable=g-import-not-at-top
+  env = envs.make(config.env)
+  return Evaluator(learner.make_agent(config, env), num_games)

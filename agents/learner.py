@@ -1,0 +1,292 @@
+"""Learning: the K-step unrolled MuZero loss, the AlphaZero loss, and the
+jitted training iteration (self-play + replay + updates in ONE function).
+
+MuZero loss, for a window starting at replay step ``t`` (K = unroll_steps):
+the representation encodes ``obs_t``; the dynamics is unrolled along the
+actions ``a_t .. a_{t+K-1}`` that were actually played; at every unrolled
+state ``k = 0..K`` the prediction network is trained towards
+
+* policy: the search's ``action_weights`` at ``t+k`` (cross-entropy),
+* value: the n-step return ``z_{t+k} = sum_{i<n} d^i r_{t+k+i} +
+  d^n v_{t+k+n}`` (``d`` = -1 between plies of a two-player game, the
+  discount otherwise; ``v`` = the search's root value; terms past the end of
+  the episode are dropped, so with ``n`` >= the episode length this is the
+  final outcome from the mover's point of view),
+
+and the dynamics' reward head at ``k = 1..K`` towards ``r_{t+k-1}``. Values
+and rewards are categorical (two-hot targets, see
+:mod:`agents.value_transform`). Unroll steps past the end of the episode are
+*absorbing*: value and reward targets 0, no policy loss. As in MuZero, the
+gradient through the hidden state is halved at each dynamics step.
+
+AlphaZero loss: the same with K = 0 and no reward (policy + value at
+``obs_t``).
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Dict, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from agents import replay
+from agents.config import Config
+from agents.networks import NetConfig, make_networks
+from agents.selfplay import Agent, ActorState, init_actor, make_selfplay
+from agents.value_transform import Support
+
+
+class TrainState(NamedTuple):
+  params: Any
+  opt_state: Any
+  buffer: replay.ReplayBuffer
+  actor: ActorState
+  rng_key: jax.Array
+  iteration: jax.Array   # int32: completed training iterations.
+
+
+def make_agent(config: Config, env) -> Agent:
+  net_config = NetConfig(
+      num_actions=env.num_actions, width=config.width,
+      latent_size=config.latent_size, repr_blocks=config.repr_blocks,
+      dyn_blocks=config.dyn_blocks, pred_blocks=config.pred_blocks,
+      value_bins=config.value_bins)
+  support = Support(config.value_min, config.value_max, config.value_bins)
+  return Agent(env=env, nets=make_networks(net_config), support=support,
+               config=config)
+
+
+def unroll_steps(config: Config) -> int:
+  return 0 if config.algo == "alphazero" else config.unroll_steps
+
+
+def td_steps(config: Config, env) -> int:
+  if config.td_steps is not None:
+    return config.td_steps
+  if env.max_episode_steps is None:
+    raise ValueError(f"{env.name} has no known episode length: set td_steps")
+  return int(env.max_episode_steps)
+
+
+def window_length(config: Config, env) -> int:
+  return unroll_steps(config) + td_steps(config, env) + 1
+
+
+def make_optimizer(config: Config):
+  """Adam(W) with global-norm gradient clipping; with ``lr_decay`` the rate
+  follows a cosine from ``learning_rate`` to 10% of it over ``steps``
+  iterations (extending ``steps`` on resume changes the schedule from
+  there on)."""
+  lr = config.learning_rate
+  if config.lr_decay:
+    lr = optax.cosine_decay_schedule(
+        config.learning_rate, config.steps * config.updates_per_iter,
+        alpha=0.1)
+  return optax.chain(
+      optax.clip_by_global_norm(config.max_grad_norm),
+      optax.adamw(lr, weight_decay=config.weight_decay))
+
+
+def _example_step(env, agent: Agent):
+  state = env.init(jax.random.PRNGKey(0))
+  return dict(
+      observation=state.observation, action=jnp.int32(0),
+      reward=jnp.float32(0), done=jnp.bool_(False),
+      explored=jnp.bool_(False),
+      policy=jnp.zeros(env.num_actions, jnp.float32), value=jnp.float32(0))
+
+
+def init_train_state(config: Config, env, agent: Agent) -> TrainState:
+  """The initial state of a run, a pure function of ``config.seed``."""
+  length = window_length(config, env)
+  if config.replay_capacity < length + config.selfplay_steps:
+    raise ValueError(
+        f"replay_capacity ({config.replay_capacity}) must be at least the "
+        f"unroll window ({length}) + selfplay_steps ({config.selfplay_steps})")
+  key = jax.random.PRNGKey(config.seed)
+  key, params_key, actor_key = jax.random.split(key, 3)
+  obs = env.init(jax.random.PRNGKey(0)).observation[None]
+  params = agent.nets.init(params_key, obs)
+  opt_state = make_optimizer(config).init(params)
+  buffer = replay.init(_example_step(env, agent), config.replay_capacity,
+                       config.num_envs)
+  actor = init_actor(env, actor_key, config.num_envs)
+  return TrainState(params=params, opt_state=opt_state, buffer=buffer,
+                    actor=actor, rng_key=key,
+                    iteration=jnp.zeros((), jnp.int32))
+
+
+def _global_norm(tree):
+  tree_api = getattr(optax, "tree", None)
+  if tree_api is not None and hasattr(tree_api, "norm"):
+    return tree_api.norm(tree)
+  return optax.global_norm(tree)
+
+
+def _scale_gradient(x, scale):
+  return x * scale + jax.lax.stop_gradient(x) * (1.0 - scale)
+
+
+def _cross_entropy(target_probs, logits):
+  return -jnp.sum(target_probs * jax.nn.log_softmax(logits), axis=-1)
+
+
+def compute_targets(config: Config, env, window: Dict[str, jax.Array]):
+  """Targets for unroll steps k = 0..K of windows ``[B, L, ...]``.
+
+  Returns dict of ``value [B, K+1]``, ``reward [B, K+1]`` (entry 0 unused),
+  ``policy [B, K+1, A]``, ``alive [B, K+1]`` (state t+k is in the episode
+  of t) .
+  """
+  K = unroll_steps(config)
+  n = td_steps(config, env)
+  d = -1.0 if env.num_players == 2 else config.discount
+  done = window["done"].astype(jnp.int32)                      # [B, L]
+  # Episode index of each step relative to the first one.
+  episode = jnp.concatenate(
+      [jnp.zeros_like(done[:, :1]), jnp.cumsum(done, axis=1)[:, :-1]], axis=1)
+  k = jnp.arange(K + 1)
+  i = jnp.arange(n + 1)
+  idx = k[:, None] + i[None, :]                                # [K+1, n+1]
+  same = episode[:, idx] == episode[:, k][:, :, None]          # [B, K+1, n+1]
+  # Bootstrap at i = the first random exploration move after t+k (if any
+  # before n): the return from there on does not follow the agent's policy.
+  explored = window.get("explored")
+  if explored is None:
+    explored = jnp.zeros_like(window["done"])
+  cut = explored[:, idx] & same & (i[None, None, :] > 0)       # [B, K+1, n+1]
+  cut = cut.at[..., n].set(True)
+  boot_i = jnp.argmax(cut, axis=-1)                            # [B, K+1]
+  before = i[None, None, :] < boot_i[..., None]
+  powers = jnp.asarray(np.array([d ** j for j in range(n + 1)], np.float32))
+  rewards = window["reward"][:, idx]                           # [B, K+1, n+1]
+  reward_part = jnp.sum(jnp.where(same & before, rewards, 0.0) * powers,
+                        axis=-1)
+  boot_idx = k[None, :] + boot_i                               # [B, K+1]
+  boot_same = jnp.take_along_axis(same, boot_i[..., None], -1)[..., 0]
+  boot_value = jnp.take_along_axis(window["value"], boot_idx, axis=1)
+  value = reward_part + powers[boot_i] * jnp.where(boot_same, boot_value, 0.0)
+  alive = episode[:, :K + 1] == 0                              # [B, K+1]
+  value = jnp.where(alive, value, 0.0)
+  # Reward of the transition INTO unrolled state k comes from step t+k-1.
+  prev_alive = jnp.concatenate([jnp.ones_like(alive[:, :1]), alive[:, :-1]],
+                               axis=1)
+  reward = jnp.concatenate(
+      [jnp.zeros_like(window["reward"][:, :1]), window["reward"][:, :K]],
+      axis=1)
+  reward = jnp.where(prev_alive, reward, 0.0)
+  return dict(value=value, reward=reward,
+              policy=window["policy"][:, :K + 1], alive=alive)
+
+
+def make_loss(config: Config, env, agent: Agent):
+  K = unroll_steps(config)
+  support = agent.support
+  nets = agent.nets
+
+  def loss_fn(params, batch):
+    """batch: observation [B, ...], actions [B, K], targets (see above)."""
+    targets = batch["targets"]
+    latent = nets.represent(params, batch["observation"])
+    policy_losses, value_losses, reward_losses = [], [], []
+    for k in range(K + 1):
+      if k > 0:
+        latent, reward_logits = nets.dynamics(params, latent,
+                                              batch["actions"][:, k - 1])
+        latent = _scale_gradient(latent, 0.5)
+        reward_losses.append(_cross_entropy(
+            support.scalar_to_two_hot(targets["reward"][:, k]),
+            reward_logits))
+      logits, value_logits = nets.predict(params, latent)
+      policy_losses.append(
+          _cross_entropy(targets["policy"][:, k], logits)
+          * targets["alive"][:, k])
+      value_losses.append(_cross_entropy(
+          support.scalar_to_two_hot(targets["value"][:, k]), value_logits))
+    policy_loss = jnp.mean(jnp.stack(policy_losses, 1))
+    value_loss = jnp.mean(jnp.stack(value_losses, 1))
+    reward_loss = (jnp.mean(jnp.stack(reward_losses, 1)) if K > 0
+                   else jnp.zeros(()))
+    loss = (policy_loss + config.value_loss_weight * value_loss
+            + reward_loss)
+    return loss, dict(loss=loss, policy_loss=policy_loss,
+                      value_loss=value_loss, reward_loss=reward_loss)
+
+  return loss_fn
+
+
+def make_batch(config: Config, env, buffer: replay.ReplayBuffer, key):
+  length = window_length(config, env)
+  K = unroll_steps(config)
+  start, env_idx = replay.sample(buffer, key, config.batch_size, length)
+  data = buffer.data
+  window = replay.window(buffer, start, env_idx, length, dict(
+      reward=data["reward"], done=data["done"], value=data["value"],
+      explored=data["explored"]))
+  window.update(replay.window(buffer, start, env_idx, K + 1, dict(
+      policy=data["policy"], action=data["action"])))
+  obs = replay.window(buffer, start, env_idx, 1, data["observation"])[:, 0]
+  return dict(observation=obs, actions=window["action"][:, :K],
+              targets=compute_targets(config, env, window))
+
+
+def make_train_step(config: Config, env, agent: Agent):
+  """``train_step(TrainState) -> (TrainState, metrics)``: one iteration
+  (self-play, replay, ``updates_per_iter`` updates), to be jitted."""
+  selfplay = make_selfplay(agent, config.selfplay_steps)
+  optimizer = make_optimizer(config)
+  loss_fn = make_loss(config, env, agent)
+  length = window_length(config, env)
+
+  def update(carry, key):
+    params, opt_state, buffer = carry
+    batch = make_batch(config, env, buffer, key)
+    grads, metrics = jax.grad(loss_fn, has_aux=True)(params, batch)
+    metrics["grad_norm"] = _global_norm(grads)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    return (params, opt_state, buffer), metrics
+
+  metric_names = ("loss", "policy_loss", "value_loss", "reward_loss",
+                  "grad_norm")
+
+  def train_step(ts: TrainState):
+    key, sp_key, learn_key = jax.random.split(ts.rng_key, 3)
+    actor, traj, stats = selfplay(ts.params, ts.actor, sp_key)
+    buffer = replay.add(ts.buffer, traj)
+    ready = replay.num_valid_starts(buffer, length) > 0
+
+    def learn(args):
+      params, opt_state = args
+      (params, opt_state, _), metrics = jax.lax.scan(
+          update, (params, opt_state, buffer),
+          jax.random.split(learn_key, config.updates_per_iter))
+      return params, opt_state, jax.tree.map(jnp.mean, metrics)
+
+    def skip(args):
+      params, opt_state = args
+      return params, opt_state, {m: jnp.float32(jnp.nan)
+                                 for m in metric_names}
+
+    params, opt_state, metrics = jax.lax.cond(
+        ready, learn, skip, (ts.params, ts.opt_state))
+    metrics = dict(metrics)
+    metrics.update(stats)
+    metrics["learning"] = ready
+    new = TrainState(params=params, opt_state=opt_state, buffer=buffer,
+                     actor=actor, rng_key=key, iteration=ts.iteration + 1)
+    return new, metrics
+
+  return train_step
+
+
+@functools.lru_cache(maxsize=16)
+def jitted_train_step(config: Config):
+  """``jax.jit(make_train_step(...))`` for ``config``, built once per config
+  (so that several runs with one config in a process compile once)."""
+  import envs  # pylint: disable=g-import-not-at-top
+  env = envs.make(config.env)
+  return jax.jit(make_train_step(config, env, make_agent(config, env)))
