@@ -17,11 +17,11 @@ def compile_timed(fn: Callable, *args):
   return compiled, time.perf_counter() - start
 
 
-def run_timed(compiled, *args) -> float:
-  """Seconds for one call of `compiled`, waiting for its results."""
+def timed(compiled, *args):
+  """`(result, seconds)` of one call of `compiled`, waiting for the result."""
   start = time.perf_counter()
-  jax.block_until_ready(compiled(*args))
-  return time.perf_counter() - start
+  result = jax.block_until_ready(compiled(*args))
+  return result, time.perf_counter() - start
 
 
 def tree_nbytes(pytree) -> int:
@@ -44,6 +44,16 @@ def fmt(x, spec: str = ".2f", missing: str = "-") -> str:
   if x is None:
     return missing
   return x if isinstance(x, str) else format(x, spec)
+
+
+def fmt_bytes(n: Optional[int]) -> str:
+  """1536 -> '1.5 KiB'; None -> '-'."""
+  if n is None:
+    return "-"
+  for unit in ("B", "KiB", "MiB", "GiB"):
+    if n < 1024 or unit == "GiB":
+      return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+    n /= 1024
 
 
 def format_table(header: Sequence[str], rows: List[Sequence[str]],
@@ -69,5 +79,12 @@ def environment() -> dict:
       num_devices=jax.device_count(),
       date=datetime.datetime.now(datetime.timezone.utc).isoformat(
           timespec="seconds"),
-      command=" ".join([sys.executable, "-m", "benchmarks.throughput"]
-                       + sys.argv[1:]))
+      command=" ".join(_main_command() + sys.argv[1:]))
+
+
+def _main_command() -> List[str]:
+  """['python', '-m', 'package.module'] when run with -m, else the script."""
+  spec = getattr(sys.modules["__main__"], "__spec__", None)
+  if spec is None:
+    return [sys.executable, sys.argv[0]]
+  return [sys.executable, "-m", spec.name]

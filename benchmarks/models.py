@@ -20,6 +20,8 @@ import jax.numpy as jnp
 EMBEDDING_SIZE = 64
 HIDDEN_SIZE = 256
 DISCOUNT = 0.99
+# Small rewards: returns that grow along a path turn pUCT trees into lines.
+REWARD_SCALE = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,13 +67,14 @@ def _tiny_step(params, state, action):
 
 
 def _tiny_predict(params, state, num_actions):
-  """Reward, value in [-1, 1] and prior logits from hashes of the state."""
+  """Reward in [-0.1, 0.1], value in [-1, 1] and prior logits (mean 0,
+  variance 1) from hashes of the state."""
   del params
   h = _mix(state.astype(jnp.uint32))
   actions = jnp.arange(num_actions, dtype=jnp.uint32)
   prior_h = _mix(h[:, None] ^ (actions[None, :] * jnp.uint32(0x85EBCA6B)))
   return dict(
-      reward=2.0 * _uniform(_mix(h ^ jnp.uint32(0x1))) - 1.0,
+      reward=REWARD_SCALE * (2.0 * _uniform(_mix(h ^ jnp.uint32(0x1))) - 1.0),
       discount=jnp.full(state.shape, DISCOUNT, jnp.float32),
       prior_logits=_normalish(prior_h),
       value=2.0 * _uniform(_mix(h ^ jnp.uint32(0x2))) - 1.0)
@@ -108,10 +111,10 @@ def _mlp_transform(num_actions):
     def predict(embedding):
       batch = embedding.shape[:1]
       return dict(
-          reward=reward_head(embedding)[:, 0],
+          reward=REWARD_SCALE * jnp.tanh(reward_head(embedding)[:, 0]),
           discount=jnp.full(batch, DISCOUNT, embedding.dtype),
           prior_logits=policy_head(embedding),
-          value=value_head(embedding)[:, 0])
+          value=jnp.tanh(value_head(embedding)[:, 0]))
 
     def init(embedding, action):
       return predict(step(embedding, action))
@@ -153,7 +156,8 @@ def recurrent_fn(module, model: Model):
   def fn(params, rng_key, action, embedding):
     del rng_key
     embedding = model.step(params, embedding, action)
-    return module.RecurrentFnOutput(**model.predict(params, embedding)), embedding
+    out = module.RecurrentFnOutput(**model.predict(params, embedding))
+    return out, embedding
   return fn
 
 
