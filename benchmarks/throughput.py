@@ -333,21 +333,28 @@ def main(argv=None):
   for i, cell in enumerate(cells):
     print(f"[{i + 1}/{len(cells)}] {cell.label()}", file=sys.stderr, flush=True)
     records.append(bench_cell(cell, libs, args, mctx_history))
+    # Written after every cell, so that a long grid cut short keeps its
+    # results.
+    write_json(args, libs, env, records)
   rows = [table_row(r) for r in records]
   print(common.format_table(HEADER, rows))
-  summary = summarize(records)
-  print_summary(summary)
+  print_summary(summarize(records))
   if args.markdown:
     print()
     print(common.format_table(HEADER, rows, markdown=True))
   if args.out:
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    mctx_version = getattr(libs.get("mctx"), "__version__", None)
-    with open(args.out, "w") as f:
-      json.dump(dict(env, mctx_version=mctx_version,
-                     args=vars(args),
-                     summary=summary, cells=records), f, indent=1)
     print(f"wrote {args.out}")
+
+
+def write_json(args, libs, env, records):
+  """The results so far, with the summary, to `args.out` (if set)."""
+  if not args.out:
+    return
+  os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+  mctx_version = getattr(libs.get("mctx"), "__version__", None)
+  with open(args.out, "w") as f:
+    json.dump(dict(env, mctx_version=mctx_version, args=vars(args),
+                   summary=summarize(records), cells=records), f, indent=1)
 
 
 if __name__ == "__main__":
