@@ -77,6 +77,7 @@ def search(
   batch_size, num_actions = root.prior_logits.shape
   if invalid_actions is None:
     invalid_actions = jnp.zeros_like(root.prior_logits)
+  tree_given = tree is not None
   if tree is None:
     if capacity is None:
       capacity = num_simulations + 1
@@ -94,6 +95,7 @@ def search(
   # All keys drawn up front: one threefry call instead of one per simulation.
   keys = jax.random.split(rng_key, (num_simulations, 2))
 
+  can_fill_up = tree_given or capacity < num_simulations + 1
   # Nodes are used in order: a new node goes to the first free slot.
   first_free = jnp.maximum(jnp.sum(tree.node_visits > 0, axis=1), 1)
 
@@ -102,12 +104,15 @@ def search(
                               interior_action_selection_fn, max_depth)
     child = tree.children_index[batch_range, parent, action]
     leaf = jnp.where(child < 0, first_free + sim, child).astype(jnp.int32)
-    # A full tree gets an out-of-range leaf: its writes are dropped.
-    has_room = leaf < capacity
-    leaf = jnp.where(has_room, leaf, capacity)
+    # Only a kept tree can be full: its simulation then changes nothing.
+    has_room = None if can_fill_up is False else leaf < capacity
+    if has_room is not None:
+      leaf = jnp.minimum(leaf, capacity - 1)
     tree = expand(params, keys[sim, 1], tree, recurrent_fn, parent, action,
-                  leaf, embedding_dtypes)
-    return backward(tree, jnp.where(has_room, leaf, Tree.ROOT_INDEX))
+                  leaf, embedding_dtypes, has_room)
+    if has_room is not None:
+      leaf = jnp.where(has_room, leaf, Tree.ROOT_INDEX)
+    return backward(tree, leaf)
 
   return loop_fn(0, num_simulations, one_simulation, tree)
 
@@ -174,7 +179,7 @@ def simulate(rng_key: chex.PRNGKey, tree: Tree, root_action_selection_fn,
 
 
 def expand(params, rng_key, tree: Tree, recurrent_fn, parent, action,
-           leaf, embedding_dtypes) -> Tree:
+           leaf, embedding_dtypes, has_room=None) -> Tree:
   """Evaluates the leaf edges with one batched `recurrent_fn` call.
 
   A new leaf gets the model's evaluation; a leaf that already exists (only
@@ -183,9 +188,12 @@ def expand(params, rng_key, tree: Tree, recurrent_fn, parent, action,
 
   Args:
     parent, action, leaf: `[B]` int32; `leaf` is the index the child of
-      `(parent, action)` has or will get, out of range for a full tree.
+      `(parent, action)` has or will get.
     embedding_dtypes: pytree of the dtypes `recurrent_fn` works in (the
       tree may store embeddings in a smaller dtype).
+    has_room: None, or bool `[B]`: False for full trees, which are then
+      rewritten unchanged (every write stays in bounds, so that XLA updates
+      the arrays in place).
   """
   batch_size, num_actions = tree.root_invalid_actions.shape
   batch_range = jnp.arange(batch_size)
@@ -195,22 +203,22 @@ def expand(params, rng_key, tree: Tree, recurrent_fn, parent, action,
   checks.check_recurrent_output(step, new_embedding, embedding,
                                 (batch_size, num_actions),
                                 tree.node_values.dtype)
-  capacity = tree.node_visits.shape[1]
-  readable_leaf = jnp.minimum(leaf, capacity - 1)
-  visits = tree.node_visits[batch_range, readable_leaf]
-  old_value = tree.node_values[batch_range, readable_leaf]
+  visits = tree.node_visits[batch_range, leaf]
+  old_value = tree.node_values[batch_range, leaf]
   value = step.value.astype(old_value.dtype)
   mean_value = (old_value * visits + value) / (visits + 1.0)
   prior_logits, children_row = _mask_new_node(step.prior_logits,
                                               step.invalid_actions)
 
-  def put(array, update):
-    return array.at[batch_range, leaf].set(update.astype(array.dtype),
-                                           mode="drop")
+  def put(array, update, index=(leaf,)):
+    update = update.astype(array.dtype)
+    if has_room is not None:
+      keep = has_room.reshape(has_room.shape + (1,) * (update.ndim - 1))
+      update = jnp.where(keep, update, array[(batch_range,) + index])
+    return array.at[(batch_range,) + index].set(update,
+                                                mode="promise_in_bounds")
 
-  parent_or_drop = jnp.where(leaf < capacity, parent, capacity)
-  children_index = tree.children_index.at[
-      batch_range, parent_or_drop, action].set(leaf, mode="drop")
+  children_index = put(tree.children_index, leaf, (parent, action))
   if children_row is not None:
     children_index = put(children_index, children_row)
   return tree.replace(
@@ -257,7 +265,7 @@ def backward(tree: Tree, leaf: chex.Array) -> Tree:
     tree: the tree after `expand`.
     leaf: `[B]` int32 index of the just evaluated leaves.
   """
-  batch_size, num_nodes = tree.node_visits.shape
+  batch_size = tree.node_visits.shape[0]
   batch_range = jnp.arange(batch_size)
 
   def not_at_root(state):
@@ -266,26 +274,29 @@ def backward(tree: Tree, leaf: chex.Array) -> Tree:
   def one_level(state):
     # `node_value` is V(node), already updated: each array is read at one
     # place only, which lets XLA update it in place without a copy.
+    # Trees already at their root rewrite their root's entries unchanged:
+    # every write stays in bounds, so XLA updates the arrays in place.
     node, value, node_value, visits, values, children_visits, qvalues = state
     active = node != Tree.ROOT_INDEX
     parent = jnp.where(active, tree.parents[batch_range, node],
                        Tree.ROOT_INDEX)
-    action = tree.action_from_parent[batch_range, node]
+    action = jnp.maximum(tree.action_from_parent[batch_range, node], 0)
     reward = tree.node_rewards[batch_range, node]
     discount = tree.node_discounts[batch_range, node]
     value = reward + discount * value
     count = visits[batch_range, parent]
-    parent_value = (values[batch_range, parent] * count + value) / (
-        count + 1.0)
-    qvalue = reward + discount * node_value
-    # Finished trees write out of bounds, which drops their update.
-    target = jnp.where(active, parent, num_nodes)
-    visits = visits.at[batch_range, target].set(count + 1, mode="drop")
-    values = values.at[batch_range, target].set(parent_value, mode="drop")
-    children_visits = children_visits.at[batch_range, target, action].add(
-        1, mode="drop")
-    qvalues = qvalues.at[batch_range, target, action].set(qvalue,
-                                                          mode="drop")
+    old_value = values[batch_range, parent]
+    parent_value = jnp.where(
+        active, (old_value * count + value) / (count + 1.0), old_value)
+    qvalue = jnp.where(active, reward + discount * node_value,
+                       qvalues[batch_range, parent, action])
+    in_place = dict(mode="promise_in_bounds", unique_indices=True)
+    visits = visits.at[batch_range, parent].set(count + active, **in_place)
+    values = values.at[batch_range, parent].set(parent_value, **in_place)
+    children_visits = children_visits.at[batch_range, parent, action].add(
+        active.astype(children_visits.dtype), **in_place)
+    qvalues = qvalues.at[batch_range, parent, action].set(qvalue,
+                                                          **in_place)
     return (parent, value, parent_value, visits, values, children_visits,
             qvalues)
 
