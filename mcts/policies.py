@@ -56,11 +56,11 @@ def muzero_policy(
   """
   checks.check_search_args(root, num_simulations, max_depth, invalid_actions)
   rng_key, dirichlet_key, search_key = jax.random.split(rng_key, 3)
-  noisy_probs = _add_dirichlet_noise(
+  noisy_probs = add_dirichlet_noise(
       dirichlet_key, jax.nn.softmax(root.prior_logits),
       dirichlet_fraction=dirichlet_fraction, dirichlet_alpha=dirichlet_alpha)
-  root = root.replace(prior_logits=_mask_invalid_actions(
-      _logits_from_probs(noisy_probs), invalid_actions))
+  root = root.replace(prior_logits=mask_invalid_actions(
+      logits_from_probs(noisy_probs), invalid_actions))
   interior_fn = functools.partial(
       action_selection.muzero_action_selection, pb_c_init=pb_c_init,
       pb_c_base=pb_c_base, qtransform=qtransform)
@@ -72,7 +72,7 @@ def muzero_policy(
       invalid_actions=invalid_actions, loop_fn=loop_fn,
       embedding_dtype=embedding_dtype, tree=tree, capacity=capacity)
   action_weights = tree.summary().visit_probs
-  action_logits = _apply_temperature(_logits_from_probs(action_weights),
+  action_logits = apply_temperature(logits_from_probs(action_weights),
                                      temperature)
   action = jax.random.categorical(rng_key, action_logits).astype(jnp.int32)
   return base.PolicyOutput(action=action, action_weights=action_weights,
@@ -116,7 +116,7 @@ def gumbel_muzero_policy(
   checks.check_search_args(root, num_simulations, max_depth, invalid_actions)
   checks.check_int_at_least("max_num_considered_actions",
                             max_num_considered_actions, 1)
-  root = root.replace(prior_logits=_mask_invalid_actions(
+  root = root.replace(prior_logits=mask_invalid_actions(
       root.prior_logits, invalid_actions))
   prior_visits = None
   if tree is not None:
@@ -151,13 +151,13 @@ def gumbel_muzero_policy(
       considered_visit, gumbel, root.prior_logits, completed_qvalues,
       visit_counts)
   action = action_selection.masked_argmax(to_argmax, invalid_actions)
-  action_weights = jax.nn.softmax(_mask_invalid_actions(
+  action_weights = jax.nn.softmax(mask_invalid_actions(
       root.prior_logits + completed_qvalues, invalid_actions))
   return base.PolicyOutput(action=action, action_weights=action_weights,
                            search_tree=tree)
 
 
-def _mask_invalid_actions(logits, invalid_actions):
+def mask_invalid_actions(logits, invalid_actions):
   """Shifts logits to max 0 and gives invalid actions the lowest float."""
   if invalid_actions is None:
     return logits
@@ -165,11 +165,11 @@ def _mask_invalid_actions(logits, invalid_actions):
   return jnp.where(invalid_actions, jnp.finfo(logits.dtype).min, logits)
 
 
-def _logits_from_probs(probs):
+def logits_from_probs(probs):
   return jnp.log(jnp.maximum(probs, jnp.finfo(probs.dtype).tiny))
 
 
-def _add_dirichlet_noise(rng_key, probs, *, dirichlet_alpha,
+def add_dirichlet_noise(rng_key, probs, *, dirichlet_alpha,
                          dirichlet_fraction):
   """(1 - f) * probs + f * Dirichlet(alpha) noise, per row of `[B, A]`."""
   batch_size, num_actions = probs.shape
@@ -179,7 +179,7 @@ def _add_dirichlet_noise(rng_key, probs, *, dirichlet_alpha,
   return (1 - dirichlet_fraction) * probs + dirichlet_fraction * noise
 
 
-def _apply_temperature(logits, temperature):
+def apply_temperature(logits, temperature):
   """logits / temperature, shifted to max 0; temperature 0 gives a one-hot
   argmax through a huge inverse temperature."""
   logits = logits - jnp.max(logits, axis=-1, keepdims=True)

@@ -95,6 +95,7 @@ def search(
   # All keys drawn up front: one threefry call instead of one per simulation.
   keys = jax.random.split(rng_key, (num_simulations, 2))
 
+  # A kept tree, or one given less room than simulations, can fill up.
   can_fill_up = tree_given or capacity < num_simulations + 1
   # Nodes are used in order: a new node goes to the first free slot.
   first_free = jnp.maximum(jnp.sum(tree.node_visits > 0, axis=1), 1)
@@ -104,13 +105,13 @@ def search(
                               interior_action_selection_fn, max_depth)
     child = tree.children_index[batch_range, parent, action]
     leaf = jnp.where(child < 0, first_free + sim, child).astype(jnp.int32)
-    # Only a kept tree can be full: its simulation then changes nothing.
-    has_room = None if can_fill_up is False else leaf < capacity
-    if has_room is not None:
+    has_room = None
+    if can_fill_up:  # A full tree's simulation changes nothing.
+      has_room = leaf < capacity
       leaf = jnp.minimum(leaf, capacity - 1)
     tree = expand(params, keys[sim, 1], tree, recurrent_fn, parent, action,
                   leaf, embedding_dtypes, has_room)
-    if has_room is not None:
+    if can_fill_up:
       leaf = jnp.where(has_room, leaf, Tree.ROOT_INDEX)
     return backward(tree, leaf)
 

@@ -169,11 +169,11 @@ def stochastic_muzero_policy(
   checks.check_search_args(root, num_simulations, max_depth, invalid_actions)
   batch_size, num_actions = root.prior_logits.shape
   rng_key, dirichlet_key, search_key = jax.random.split(rng_key, 3)
-  noisy_probs = policies._add_dirichlet_noise(  # pylint: disable=protected-access
+  noisy_probs = policies.add_dirichlet_noise(
       dirichlet_key, jax.nn.softmax(root.prior_logits),
       dirichlet_fraction=dirichlet_fraction, dirichlet_alpha=dirichlet_alpha)
-  root_logits = policies._mask_invalid_actions(  # pylint: disable=protected-access
-      policies._logits_from_probs(noisy_probs),  # pylint: disable=protected-access
+  root_logits = policies.mask_invalid_actions(
+      policies.logits_from_probs(noisy_probs),
       invalid_actions)
 
   # Shapes and dtypes of the two models' outputs, from calls whose results
@@ -221,8 +221,8 @@ def stochastic_muzero_policy(
 
   tree = _first_children(tree, num_actions)
   action_weights = tree.summary().visit_probs
-  action_logits = policies._apply_temperature(  # pylint: disable=protected-access
-      policies._logits_from_probs(action_weights),  # pylint: disable=protected-access
+  action_logits = policies.apply_temperature(
+      policies.logits_from_probs(action_weights),
       temperature)
   action = jax.random.categorical(rng_key, action_logits).astype(jnp.int32)
   return base.PolicyOutput(action=action, action_weights=action_weights,
