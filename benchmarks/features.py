@@ -6,7 +6,9 @@ On the tiny hash model (benchmarks.models), with the Gumbel policy, it times
 (median of repeats, jitted, interleaved) the plain search and the same search
 with: interior invalid-action masks, bfloat16 embedding storage, a kept
 subtree (get_subtree, and continuing a kept tree against a fresh search of
-the same capacity), and the sampled-action wrapper over K = A samples.
+the same capacity), and the sampled-action wrapper over K = A samples; and
+the stochastic (chance-node) policy, ours against mctx's, with C = A
+outcomes.
 """
 import argparse
 import functools
@@ -99,7 +101,46 @@ def variants(batch, actions, sims):
                                 recurrent_fn=sampled_fn,
                                 num_simulations=sims)),
       (params, jax.random.PRNGKey(1), sampled_root))
+  for name, module in (("stochastic (mcts)", mcts), ("stochastic (mctx)",
+                                                     _mctx())):
+    if module is not None:
+      out[name] = (jax.jit(functools.partial(
+          module.stochastic_muzero_policy, num_simulations=sims,
+          **_chance_model(module, model, actions))),
+                   (params, jax.random.PRNGKey(1),
+                    models.root_output(module, model, jax.random.PRNGKey(0),
+                                       batch)))
   return out
+
+
+def _mctx():
+  try:
+    import mctx  # pylint: disable=g-import-not-at-top
+    return mctx
+  except ImportError:
+    return None
+
+
+def _chance_model(module, model, actions):
+  """The tiny model split in two: a decision step to an afterstate (the
+  hashed state), then a chance outcome (one of C = A) hashed in too."""
+  def decision_recurrent_fn(params, key, action, state):
+    del key
+    after = model.step(params, state, action)
+    logits = model.predict(params, after)["prior_logits"]
+    return module.DecisionRecurrentFnOutput(
+        chance_logits=logits, afterstate_value=jnp.zeros(state.shape)), after
+
+  def chance_recurrent_fn(params, key, outcome, after):
+    del key
+    state = model.step(params, after, outcome)
+    p = model.predict(params, state)
+    return module.ChanceRecurrentFnOutput(
+        action_logits=p["prior_logits"], value=p["value"],
+        reward=p["reward"], discount=p["discount"]), state
+
+  return dict(decision_recurrent_fn=decision_recurrent_fn,
+              chance_recurrent_fn=chance_recurrent_fn)
 
 
 def main():
