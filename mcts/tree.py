@@ -85,10 +85,6 @@ class Tree:
 
   # ---- Per-edge statistics of the children of given nodes: `[..., A]`.
 
-  def _children_rows(self, indices):
-    """The children indices of `indices`: `[B, A]` (or `[A]` unbatched)."""
-    return self._row(self.children_index, indices)
-
   def _gather_children(self, node_array, children):
     """`node_array` at `children`, 0 where a child is not expanded."""
     safe = jnp.maximum(children, 0)
@@ -107,7 +103,7 @@ class Tree:
   def invalid_actions_at(self, indices, depth=None) -> chex.Array:
     """bool `[B, A]` (or `[A]`): the actions not to select at `indices`,
     those the model marked invalid and, at depth 0, the root's."""
-    invalid = self._children_rows(indices) == Tree.INVALID
+    invalid = self._row(self.children_index, indices) == Tree.INVALID
     if depth is None:
       return invalid
     return invalid | ((self.root_invalid_actions != 0) & (depth == 0))
@@ -123,18 +119,6 @@ class Tree:
     `indices` (`[B]`, or a scalar for a single tree): `[B, A]` (or `[A]`).
     Unexpanded children have Q = 0 (the qtransforms complete them)."""
     return self._row(self.children_qvalues, indices)
-
-  def children_values_at(self, indices) -> chex.Array:
-    return self._gather_children(self.node_values, self._children_rows(indices))
-
-  def children_rewards_at(self, indices) -> chex.Array:
-    return self._gather_children(self.node_rewards,
-                                 self._children_rows(indices))
-
-  def children_discounts_at(self, indices) -> chex.Array:
-    return self._gather_children(self.node_discounts,
-                                 self._children_rows(indices))
-
 
   # ---- mctx's per-edge arrays, `[B, N, A]`, derived from the per-node ones.
 
