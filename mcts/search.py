@@ -285,14 +285,17 @@ def backward(tree: Tree, leaf: chex.Array) -> Tree:
     reward = tree.node_rewards[batch_range, node]
     discount = tree.node_discounts[batch_range, node]
     value = reward + discount * value
+    in_place = dict(mode="promise_in_bounds", unique_indices=True)
+    # The count is read after the update: reading `visits` before writing
+    # it made XLA copy the whole array on every level.
+    visits = visits.at[batch_range, parent].add(
+        active.astype(visits.dtype), **in_place)
     count = visits[batch_range, parent]
     old_value = values[batch_range, parent]
-    parent_value = jnp.where(
-        active, (old_value * count + value) / (count + 1.0), old_value)
+    parent_value = jnp.where(active, old_value + (value - old_value) / count,
+                             old_value)
     qvalue = jnp.where(active, reward + discount * node_value,
                        qvalues[batch_range, parent, action])
-    in_place = dict(mode="promise_in_bounds", unique_indices=True)
-    visits = visits.at[batch_range, parent].set(count + active, **in_place)
     values = values.at[batch_range, parent].set(parent_value, **in_place)
     children_visits = children_visits.at[batch_range, parent, action].add(
         active.astype(children_visits.dtype), **in_place)
