@@ -53,7 +53,7 @@ def muzero_action_selection(
   visit_counts = tree.children_visits_at(node_index)
   node_visit = tree.node_visits[node_index]
   pb_c = pb_c_init + jnp.log((node_visit + pb_c_base + 1.0) / pb_c_base)
-  prior_probs = jax.nn.softmax(tree.children_prior_logits_at(node_index))
+  prior_probs = jnp.exp(tree.children_prior_logits_at(node_index))
   policy_score = jnp.sqrt(node_visit) * pb_c * prior_probs / (
       visit_counts + 1)
   value_score = qtransform(tree, node_index)

@@ -55,7 +55,7 @@ def qtransform_completed_by_mix_value(
   visit_counts = tree.children_visits_at(node_index)
   raw_value = tree.raw_values[node_index]
   if use_mixed_value:
-    prior_probs = jax.nn.softmax(tree.children_prior_logits_at(node_index))
+    prior_probs = jnp.exp(tree.children_prior_logits_at(node_index))
     value = mixed_value(raw_value, qvalues, visit_counts, prior_probs)
   else:
     value = raw_value

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from mcts import base
 from mcts import checks
 from mcts import hashing
-from mcts.tree import Tree, init_tree, with_new_root
+from mcts.tree import Tree, init_tree, log_prior, with_new_root
 
 
 def search(
@@ -236,20 +236,20 @@ def expand(params, rng_key, tree: Tree, recurrent_fn, parent, action,
 
 
 def _mask_new_node(prior_logits, invalid_actions):
-  """Masks a new node's illegal actions, unless all of them are illegal.
+  """Normalises a new node's logits and masks its illegal actions, unless
+  all of them are illegal.
 
   Returns:
-    prior_logits `[B, A]` (shifted to max 0, illegal ones at the lowest
-    float) and the node's children row `[B, A]` (INVALID where illegal,
-    UNVISITED elsewhere), or the logits unchanged and None without a mask.
+    the normalised prior logits `[B, A]` (illegal ones at the lowest float)
+    and the node's children row `[B, A]` (INVALID where illegal, UNVISITED
+    elsewhere), or None without a mask.
   """
   if invalid_actions is None:
-    return prior_logits, None
+    return log_prior(prior_logits), None
   invalid = invalid_actions != 0
   invalid = invalid & ~jnp.all(invalid, axis=-1, keepdims=True)
-  logits = prior_logits - jnp.max(prior_logits, axis=-1, keepdims=True)
-  logits = jnp.where(invalid, jnp.finfo(logits.dtype).min, logits)
-  return logits, jnp.where(invalid, Tree.INVALID, Tree.UNVISITED)
+  return (log_prior(prior_logits, invalid),
+          jnp.where(invalid, Tree.INVALID, Tree.UNVISITED))
 
 
 def backward(tree: Tree, leaf: chex.Array) -> Tree:

@@ -249,7 +249,7 @@ def chance_outcome_selection(tree: Tree,
                              node_index: chex.Numeric) -> chex.Array:
   """argmax_c P(c) / (1 + N(c)) over the valid outcomes of a chance node of
   ONE tree (Stochastic MuZero paper, appendix; ties go to the lowest c)."""
-  probs = jax.nn.softmax(tree.children_prior_logits_at(node_index))
+  probs = jnp.exp(tree.children_prior_logits_at(node_index))
   visits = tree.children_visits_at(node_index)
   return action_selection.masked_argmax(probs / (visits + 1.0),
                                         tree.invalid_actions_at(node_index))

@@ -2,7 +2,10 @@
 
 Layout. The child reached by action `a` from node `n` is
 `children_index[b, n, a]`. Selection reads, per node, three rows of `A`
-numbers: the prior logits, the children's visit counts and their Q-values
+numbers: the prior log-probabilities (the model's logits normalised once,
+when the node is expanded, so that selection gets the prior by an `exp`
+instead of a softmax at every step), the children's visit counts and their
+Q-values
 Q(n, a) = r(n, a) + discount(n, a) * V(child), all stored per edge so that a
 row is one contiguous read. Rewards, discounts and values are stored per node
 (`[B, N]`); the per-edge views that mctx stores (`children_values`,
@@ -14,7 +17,7 @@ Every method works on a batched tree (arrays `[B, N, ...]`, indices `[B]`)
 and on a single tree as seen by an action selection function mapped over
 the batch (arrays `[N, ...]`, a scalar index).
 """
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Optional
 
 import chex
 import jax
@@ -42,7 +45,10 @@ class Tree:
     action_from_parent: `[B, N]` int32 action leading from the parent.
     children_index: `[B, N, A]` int32 child index, `UNVISITED` if none,
       `INVALID` for an action the model marked illegal at the node.
-    children_prior_logits: `[B, N, A]` the model's policy logits at a node.
+    children_prior_logits: `[B, N, A]` the model's policy at a node as
+      normalised logits (log-probabilities: the model's logits minus their
+      logsumexp; the same policy, and equal to mctx's logits up to a
+      per-node constant).
     children_visits: `[B, N, A]` int32 visit counts of the children.
     children_qvalues: `[B, N, A]` Q-values of the edges, 0 if unvisited.
     embeddings: pytree of `[B, N, ...]` model states.
@@ -154,6 +160,18 @@ class Tree:
                               qvalues=self.qvalues(roots))
 
 
+def log_prior(logits: chex.Array,
+              invalid: Optional[chex.Array] = None) -> chex.Array:
+  """The normalised logits `log softmax(logits)` `[..., A]` that the tree
+  stores; actions marked in `invalid` (bool `[..., A]`) get the lowest
+  float."""
+  if invalid is not None:
+    logits = jnp.where(invalid, -jnp.inf, logits)
+  logp = jax.nn.log_softmax(logits, axis=-1)
+  lowest = jnp.finfo(logp.dtype).min
+  return jnp.maximum(logp, lowest)
+
+
 def init_tree(root: base.RootFnOutput, num_simulations: int,
               root_invalid_actions: chex.Array, extra_data: Any,
               embedding_dtype: Any = None) -> Tree:
@@ -185,7 +203,7 @@ def init_tree(root: base.RootFnOutput, num_simulations: int,
   embeddings = jax.tree.map(storage, root.embedding)
   children_prior_logits = jnp.zeros(
       (batch_size, num_nodes, num_actions),
-      root.prior_logits.dtype).at[:, 0].set(root.prior_logits)
+      root.prior_logits.dtype).at[:, 0].set(log_prior(root.prior_logits))
   return Tree(
       node_visits=node_array(0, jnp.int32, 1),
       raw_values=node_array(0, dtype, root.value),
@@ -257,7 +275,8 @@ def with_new_root(tree: Tree, root: base.RootFnOutput,
       node_values=tree.node_values.at[:, 0].set(jnp.where(
           visits > 0, tree.node_values[:, 0], root.value.astype(dtype))),
       children_prior_logits=tree.children_prior_logits.at[:, 0].set(
-          root.prior_logits.astype(tree.children_prior_logits.dtype)),
+          log_prior(root.prior_logits).astype(
+              tree.children_prior_logits.dtype)),
       embeddings=jax.tree.map(lambda e, r: e.at[:, 0].set(r.astype(e.dtype)),
                               tree.embeddings, root.embedding),
       root_invalid_actions=root_invalid_actions,

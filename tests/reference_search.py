@@ -483,6 +483,13 @@ def stack(results: Sequence[ReferenceResult], field: str) -> np.ndarray:
 # Comparing a JAX PolicyOutput (mctx's or mcts') with reference results
 # -----------------------------------------------------------------------------
 
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+  """Normalised logits along the last axis, in float64."""
+  logits = np.asarray(logits, np.float64)
+  shifted = logits - logits.max(axis=-1, keepdims=True)
+  return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
 EXACT_FIELDS = ("node_visits", "parents", "action_from_parent",
                 "children_index", "children_visits")
 # Float fields of the tree, compared only on nodes that exist.
@@ -524,7 +531,10 @@ def assert_policy_output_matches(output: Any, refs: Sequence[ReferenceResult],
   for field in FLOAT_EDGE_FIELDS:
     got = np.asarray(getattr(tree, field), np.float64)
     want = stack(refs, field)
-    if field != "children_prior_logits":  # defined for every action
+    if field == "children_prior_logits":  # defined for every action
+      # The same policy: logits are equal up to a constant per node.
+      got, want = log_softmax(got), log_softmax(want)
+    else:
       got = np.where(stack(refs, "children_index") >= 0, got, 0.0)
     np.testing.assert_allclose(
         got[exists], want[exists], rtol=rtol, atol=atol,
