@@ -3,6 +3,8 @@
 Each takes ONE tree (as seen inside the batch map) and a scalar node index,
 and returns `[A]`.
 """
+from typing import NamedTuple
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -53,37 +55,78 @@ def qtransform_completed_by_mix_value(
   """
   qvalues = tree.qvalues(node_index)
   visit_counts = tree.children_visits_at(node_index)
-  raw_value = tree.raw_values[node_index]
+  prior_probs = jnp.exp(tree.children_prior_logits_at(node_index))
+  stats = children_stats(qvalues, visit_counts, prior_probs)
+  value = tree.raw_values[node_index]
   if use_mixed_value:
-    prior_probs = jnp.exp(tree.children_prior_logits_at(node_index))
-    value = mixed_value(raw_value, qvalues, visit_counts, prior_probs)
-  else:
-    value = raw_value
-  completed = jnp.where(visit_counts > 0, qvalues, value)
+    value = mixed_value(value, stats)
+  completed = jnp.where(visit_counts > 0, qvalues, value[..., None])
   if rescale_values:
-    low = jnp.min(completed, axis=-1, keepdims=True)
-    high = jnp.max(completed, axis=-1, keepdims=True)
+    # min/max over the completed Qs: the visited ones and, if any child is
+    # unvisited, the value that completes it.
+    some_unvisited = stats.num_unvisited > 0
+    low = jnp.where(some_unvisited, jnp.minimum(stats.min_q, value),
+                    stats.min_q)[..., None]
+    high = jnp.where(some_unvisited, jnp.maximum(stats.max_q, value),
+                     stats.max_q)[..., None]
     completed = (completed - low) / jnp.maximum(high - low, epsilon)
-  visit_scale = maxvisit_init + jnp.max(visit_counts, axis=-1)
-  return visit_scale * value_scale * completed
+  visit_scale = maxvisit_init + stats.max_visits
+  return visit_scale[..., None] * value_scale * completed
 
 
-def mixed_value(raw_value: chex.Array, qvalues: chex.Array,
-                visit_counts: chex.Array, prior_probs: chex.Array
-                ) -> chex.Array:
+class ChildrenStats(NamedTuple):
+  """Sums and extremes over a node's children `[A]` (each `[]`)."""
+  total_visits: chex.Array    # sum_b N(b)
+  max_visits: chex.Array      # max_b N(b)
+  visited_mass: chex.Array    # sum_{a: N(a)>0} pi(a)
+  visited_pi_q: chex.Array    # sum_{a: N(a)>0} pi(a) q(a)
+  min_q: chex.Array           # min_{a: N(a)>0} q(a) (+inf if none)
+  max_q: chex.Array           # max_{a: N(a)>0} q(a) (-inf if none)
+  num_unvisited: chex.Array   # |{a: N(a) = 0}|
+
+
+# Below this many actions the children's statistics are one (variadic)
+# reduction: XLA on CPU then runs one kernel instead of seven, which is what
+# counts for short rows. Longer rows use separate reductions, which XLA
+# vectorises.
+_ONE_PASS_STATS_BELOW = 64
+
+
+def children_stats(qvalues: chex.Array, visit_counts: chex.Array,
+                   prior_probs: chex.Array) -> ChildrenStats:
+  """The statistics of `ChildrenStats` from `[..., A]` rows."""
+  visited = visit_counts > 0
+  # Keeps the weighted mean finite when visited actions have zero prior.
+  prior_probs = jnp.maximum(jnp.finfo(prior_probs.dtype).tiny, prior_probs)
+  zero = jnp.zeros((), qvalues.dtype)
+  terms = (visit_counts, visit_counts,
+           jnp.where(visited, prior_probs, zero),
+           jnp.where(visited, prior_probs * qvalues, zero),
+           jnp.where(visited, qvalues, jnp.inf),
+           jnp.where(visited, qvalues, -jnp.inf),
+           (~visited).astype(jnp.int32))
+  ops = (jnp.add, jnp.maximum, jnp.add, jnp.add, jnp.minimum, jnp.maximum,
+         jnp.add)
+  if qvalues.shape[-1] >= _ONE_PASS_STATS_BELOW:
+    reducers = (jnp.sum, jnp.max, jnp.sum, jnp.sum, jnp.min, jnp.max,
+                jnp.sum)
+    return ChildrenStats(*(r(t, axis=-1) for r, t in zip(reducers, terms)))
+  inits = tuple(jnp.asarray(i, t.dtype) for i, t in zip(
+      (0, 0, 0, 0, jnp.inf, -jnp.inf, 0), terms))
+  return ChildrenStats(*jax.lax.reduce(
+      terms, inits, lambda x, y: tuple(op(a, b) for op, a, b in zip(ops, x, y)),
+      (qvalues.ndim - 1,)))
+
+
+def mixed_value(raw_value: chex.Array, stats: ChildrenStats) -> chex.Array:
   """v_mix = (v + sum_b N(b) * sum_{a: N(a)>0} pi(a) q(a) / sum_{a: N(a)>0}
   pi(a)) / (1 + sum_b N(b))  (Gumbel MuZero paper, eq. 33).
 
   Args:
     raw_value: `[]` the network's value of the node.
-    qvalues, visit_counts, prior_probs: `[A]`.
+    stats: the node's `children_stats`.
   """
-  total_visits = jnp.sum(visit_counts, axis=-1)
-  visited = visit_counts > 0
-  # Keeps the weighted mean finite when visited actions have zero prior.
-  prior_probs = jnp.maximum(jnp.finfo(prior_probs.dtype).tiny, prior_probs)
-  visited_mass = jnp.sum(jnp.where(visited, prior_probs, 0.0), axis=-1)
-  weighted_q = jnp.sum(
-      jnp.where(visited, prior_probs * qvalues /
-                jnp.where(visited, visited_mass, 1.0), 0.0), axis=-1)
-  return (raw_value + total_visits * weighted_q) / (total_visits + 1)
+  total = stats.total_visits.astype(raw_value.dtype)
+  weighted_q = jnp.where(stats.visited_mass > 0,
+                         stats.visited_pi_q / stats.visited_mass, 0.0)
+  return (raw_value + total * weighted_q) / (total + 1)

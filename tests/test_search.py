@@ -275,3 +275,24 @@ def test_masked_argmax_is_the_first_valid_maximum(num_actions):
   np.testing.assert_array_equal(got, np.argmax(masked, axis=-1))
   assert not invalid[np.arange(2, 64), got[2:]].any()
   assert got.dtype == np.int32
+
+
+def test_children_stats_one_pass_equals_separate_reductions(monkeypatch):
+  # Rows of 80 actions take the separate reductions; forcing the one-pass
+  # (variadic) reduction on the same rows must give the same statistics,
+  # including a row with no visited child and one with all visited.
+  rng = np.random.default_rng(0)
+  q = rng.normal(size=(4, 80)).astype(np.float32)
+  visits = rng.integers(0, 3, (4, 80)).astype(np.int32)
+  visits[0] = 0
+  visits[1] = 1
+  probs = rng.dirichlet(np.ones(80), 4).astype(np.float32)
+  separate = mcts.qtransforms.children_stats(q, visits, probs)
+  monkeypatch.setattr(mcts.qtransforms, "_ONE_PASS_STATS_BELOW", 1000)
+  one_pass = jax.jit(mcts.qtransforms.children_stats)(q, visits, probs)
+  for name, a, b in zip(separate._fields, separate, one_pass):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5,
+                               err_msg=name)
+  np.testing.assert_array_equal(np.asarray(one_pass.num_unvisited),
+                                (visits == 0).sum(-1))
+  assert np.isinf(one_pass.min_q[0]) and one_pass.visited_mass[0] == 0
