@@ -3,7 +3,7 @@
 Each takes ONE tree (as seen inside the batch map) and a scalar node index,
 and returns `[A]`.
 """
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import chex
 import jax
@@ -62,16 +62,24 @@ def qtransform_completed_by_mix_value(
     value = mixed_value(value, stats)
   completed = jnp.where(visit_counts > 0, qvalues, value[..., None])
   if rescale_values:
-    # min/max over the completed Qs: the visited ones and, if any child is
-    # unvisited, the value that completes it.
-    some_unvisited = stats.num_unvisited > 0
-    low = jnp.where(some_unvisited, jnp.minimum(stats.min_q, value),
-                    stats.min_q)[..., None]
-    high = jnp.where(some_unvisited, jnp.maximum(stats.max_q, value),
-                     stats.max_q)[..., None]
+    low, high = _completed_range(completed, value, stats)
     completed = (completed - low) / jnp.maximum(high - low, epsilon)
   visit_scale = maxvisit_init + stats.max_visits
   return visit_scale[..., None] * value_scale * completed
+
+
+def _completed_range(completed, value, stats):
+  """min and max `[..., 1]` of the completed Qs `[..., A]`: from the
+  visited Qs' and the completing value where `stats` has them."""
+  if stats.min_q is None:
+    return (jnp.min(completed, axis=-1, keepdims=True),
+            jnp.max(completed, axis=-1, keepdims=True))
+  some_unvisited = stats.num_unvisited > 0
+  low = jnp.where(some_unvisited, jnp.minimum(stats.min_q, value),
+                  stats.min_q)
+  high = jnp.where(some_unvisited, jnp.maximum(stats.max_q, value),
+                   stats.max_q)
+  return low[..., None], high[..., None]
 
 
 class ChildrenStats(NamedTuple):
@@ -80,15 +88,17 @@ class ChildrenStats(NamedTuple):
   max_visits: chex.Array      # max_b N(b)
   visited_mass: chex.Array    # sum_{a: N(a)>0} pi(a)
   visited_pi_q: chex.Array    # sum_{a: N(a)>0} pi(a) q(a)
-  min_q: chex.Array           # min_{a: N(a)>0} q(a) (+inf if none)
-  max_q: chex.Array           # max_{a: N(a)>0} q(a) (-inf if none)
-  num_unvisited: chex.Array   # |{a: N(a) = 0}|
+  # Only from the one-pass reduction (None otherwise):
+  min_q: Optional[chex.Array] = None          # min_{a: N(a)>0} q(a)
+  max_q: Optional[chex.Array] = None          # max_{a: N(a)>0} q(a)
+  num_unvisited: Optional[chex.Array] = None  # |{a: N(a) = 0}|
 
 
-# Below this many actions the children's statistics are one (variadic)
-# reduction: XLA on CPU then runs one kernel instead of seven, which is what
-# counts for short rows. Longer rows use separate reductions, which XLA
-# vectorises.
+# Below this many actions the children's statistics, and the extremes of
+# the visited Qs, are one (variadic) reduction: XLA on CPU then runs one
+# kernel instead of six, which is what counts for short rows. Longer rows
+# use separate reductions, which XLA vectorises, and the extremes are taken
+# over the completed Qs.
 _ONE_PASS_STATS_BELOW = 64
 
 
@@ -108,8 +118,7 @@ def children_stats(qvalues: chex.Array, visit_counts: chex.Array,
   ops = (jnp.add, jnp.maximum, jnp.add, jnp.add, jnp.minimum, jnp.maximum,
          jnp.add)
   if qvalues.shape[-1] >= _ONE_PASS_STATS_BELOW:
-    reducers = (jnp.sum, jnp.max, jnp.sum, jnp.sum, jnp.min, jnp.max,
-                jnp.sum)
+    reducers = (jnp.sum, jnp.max, jnp.sum, jnp.sum)
     return ChildrenStats(*(r(t, axis=-1) for r, t in zip(reducers, terms)))
   inits = tuple(jnp.asarray(i, t.dtype) for i, t in zip(
       (0, 0, 0, 0, jnp.inf, -jnp.inf, 0), terms))

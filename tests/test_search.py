@@ -290,9 +290,44 @@ def test_children_stats_one_pass_equals_separate_reductions(monkeypatch):
   separate = mcts.qtransforms.children_stats(q, visits, probs)
   monkeypatch.setattr(mcts.qtransforms, "_ONE_PASS_STATS_BELOW", 1000)
   one_pass = jax.jit(mcts.qtransforms.children_stats)(q, visits, probs)
-  for name, a, b in zip(separate._fields, separate, one_pass):
+  for name, a, b in zip(separate._fields[:4], separate, one_pass):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5,
                                err_msg=name)
+  visited_q = np.ma.masked_array(q, visits == 0)
+  np.testing.assert_array_equal(np.asarray(one_pass.min_q)[1:],
+                                visited_q.min(-1)[1:])
+  np.testing.assert_array_equal(np.asarray(one_pass.max_q)[1:],
+                                visited_q.max(-1)[1:])
   np.testing.assert_array_equal(np.asarray(one_pass.num_unvisited),
                                 (visits == 0).sum(-1))
   assert np.isinf(one_pass.min_q[0]) and one_pass.visited_mass[0] == 0
+
+
+@pytest.mark.parametrize("num_actions", [16, 80])
+def test_completed_qvalues_match_a_direct_formula(num_actions):
+  # Both paths of qtransform_completed_by_mix_value against eq. 33 and the
+  # min-max rescale written out with numpy, on a searched tree.
+  problem = problems.make_problem(num_actions, num_actions=num_actions,
+                                  batch_size=1)
+  tree = mcts.gumbel_muzero_policy(
+      problem.params(), jax.random.PRNGKey(0), problem.root(mcts),
+      problem.recurrent_fn(mcts), num_simulations=24,
+      gumbel_scale=0.0).search_tree
+  for node in range(3):
+    got = np.asarray(mcts.qtransform_completed_by_mix_value(
+        jax.tree.map(lambda x: x[0], tree), node))
+    q = np.asarray(tree.qvalues(jnp.array([node])))[0].astype(np.float64)
+    n = np.asarray(tree.children_visits[0, node], np.float64)
+    logits = np.asarray(tree.children_prior_logits[0, node], np.float64)
+    p = np.exp(logits - logits.max())
+    p /= p.sum()
+    visited = n > 0
+    v = float(tree.raw_values[0, node])
+    if visited.any():
+      v = (v + n.sum() * (p * q)[visited].sum() / p[visited].sum()) / (
+          1 + n.sum())
+    completed = np.where(visited, q, v)
+    completed = (completed - completed.min()) / max(
+        completed.max() - completed.min(), 1e-8)
+    np.testing.assert_allclose(got, (50 + n.max()) * 0.1 * completed,
+                               rtol=1e-4, atol=1e-5)
