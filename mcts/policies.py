@@ -56,11 +56,9 @@ def muzero_policy(
   """
   checks.check_search_args(root, num_simulations, max_depth, invalid_actions)
   rng_key, dirichlet_key, search_key = jax.random.split(rng_key, 3)
-  noisy_probs = add_dirichlet_noise(
-      dirichlet_key, jax.nn.softmax(root.prior_logits),
-      dirichlet_fraction=dirichlet_fraction, dirichlet_alpha=dirichlet_alpha)
-  root = root.replace(prior_logits=mask_invalid_actions(
-      logits_from_probs(noisy_probs), invalid_actions))
+  root = root.replace(prior_logits=noisy_root_logits(
+      dirichlet_key, root.prior_logits, invalid_actions,
+      dirichlet_fraction=dirichlet_fraction, dirichlet_alpha=dirichlet_alpha))
   interior_fn = functools.partial(
       action_selection.muzero_action_selection, pb_c_init=pb_c_init,
       pb_c_base=pb_c_base, qtransform=qtransform)
@@ -71,10 +69,7 @@ def muzero_policy(
       num_simulations=num_simulations, max_depth=max_depth,
       invalid_actions=invalid_actions, loop_fn=loop_fn,
       embedding_dtype=embedding_dtype, tree=tree, capacity=capacity)
-  action_weights = tree.summary().visit_probs
-  action_logits = apply_temperature(logits_from_probs(action_weights),
-                                     temperature)
-  action = jax.random.categorical(rng_key, action_logits).astype(jnp.int32)
+  action, action_weights = act_from_visits(rng_key, tree, temperature)
   return base.PolicyOutput(action=action, action_weights=action_weights,
                            search_tree=tree)
 
@@ -167,6 +162,27 @@ def mask_invalid_actions(logits, invalid_actions):
 
 def logits_from_probs(probs):
   return jnp.log(jnp.maximum(probs, jnp.finfo(probs.dtype).tiny))
+
+
+def noisy_root_logits(rng_key, prior_logits, invalid_actions, *,
+                      dirichlet_fraction, dirichlet_alpha):
+  """The logits `[B, A]` a pUCT search starts from: softmax(prior_logits)
+  mixed with Dirichlet noise, invalid actions masked."""
+  noisy_probs = add_dirichlet_noise(
+      rng_key, jax.nn.softmax(prior_logits),
+      dirichlet_fraction=dirichlet_fraction, dirichlet_alpha=dirichlet_alpha)
+  return mask_invalid_actions(logits_from_probs(noisy_probs),
+                              invalid_actions)
+
+
+def act_from_visits(rng_key, tree, temperature):
+  """The root visit probabilities `[B, A]` and an action `[B]` sampled from
+  them raised to 1 / temperature; returns (action, action_weights)."""
+  action_weights = tree.summary().visit_probs
+  action_logits = apply_temperature(logits_from_probs(action_weights),
+                                    temperature)
+  action = jax.random.categorical(rng_key, action_logits).astype(jnp.int32)
+  return action, action_weights
 
 
 def add_dirichlet_noise(rng_key, probs, *, dirichlet_alpha,

@@ -169,12 +169,9 @@ def stochastic_muzero_policy(
   checks.check_search_args(root, num_simulations, max_depth, invalid_actions)
   batch_size, num_actions = root.prior_logits.shape
   rng_key, dirichlet_key, search_key = jax.random.split(rng_key, 3)
-  noisy_probs = policies.add_dirichlet_noise(
-      dirichlet_key, jax.nn.softmax(root.prior_logits),
+  root_logits = policies.noisy_root_logits(
+      dirichlet_key, root.prior_logits, invalid_actions,
       dirichlet_fraction=dirichlet_fraction, dirichlet_alpha=dirichlet_alpha)
-  root_logits = policies.mask_invalid_actions(
-      policies.logits_from_probs(noisy_probs),
-      invalid_actions)
 
   # Shapes and dtypes of the two models' outputs, from calls whose results
   # are unused (XLA removes them from a jitted computation).
@@ -220,11 +217,8 @@ def stochastic_muzero_policy(
       embedding_dtype=embedding_dtype)
 
   tree = _first_children(tree, num_actions)
-  action_weights = tree.summary().visit_probs
-  action_logits = policies.apply_temperature(
-      policies.logits_from_probs(action_weights),
-      temperature)
-  action = jax.random.categorical(rng_key, action_logits).astype(jnp.int32)
+  action, action_weights = policies.act_from_visits(rng_key, tree,
+                                                    temperature)
   return base.PolicyOutput(action=action, action_weights=action_weights,
                            search_tree=tree)
 
