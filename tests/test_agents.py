@@ -360,21 +360,24 @@ def test_end_to_end_run_files(tmp_path):
 
 
 # --------------------------------------------------- learning (slow)
+def _train_default(tmp_path, env, max_minutes):
+  """Trains `env`'s default configuration quietly; the train() result."""
+  config = config_lib.make_config(env)
+  train_lib.prepare_new_run(str(tmp_path / "r"), config)
+  return train_lib.train(config, str(tmp_path / "r"), progress=False,
+                         quick_eval=False, plot=False,
+                         max_minutes=max_minutes)
+
+
 @pytest.mark.slow
 def test_catch_learns(tmp_path):
-  config = config_lib.make_config("catch")
-  train_lib.prepare_new_run(str(tmp_path / "r"), config)
-  out = train_lib.train(config, str(tmp_path / "r"), progress=False,
-                        quick_eval=False, plot=False, max_minutes=5)
+  out = _train_default(tmp_path, "catch", max_minutes=5)
   assert out["final_eval"]["catch_rate"] >= 0.95
 
 
 @pytest.mark.slow
 def test_tictactoe_muzero_never_loses_to_perfect_player(tmp_path):
-  config = config_lib.make_config("tictactoe")
-  train_lib.prepare_new_run(str(tmp_path / "r"), config)
-  out = train_lib.train(config, str(tmp_path / "r"), progress=False,
-                        quick_eval=False, plot=False, max_minutes=10)
+  out = _train_default(tmp_path, "tictactoe", max_minutes=10)
   ev = out["final_eval"]
   assert ev["vs_perfect_first_loss"] == 0.0
   assert ev["vs_perfect_second_loss"] == 0.0
@@ -383,9 +386,6 @@ def test_tictactoe_muzero_never_loses_to_perfect_player(tmp_path):
 @pytest.mark.slow
 def test_connect4_alphazero_beats_random(tmp_path):
   """The 30-minute target: >= 95% wins against a random player."""
-  config = config_lib.make_config("connect4")
-  train_lib.prepare_new_run(str(tmp_path / "r"), config)
-  out = train_lib.train(config, str(tmp_path / "r"), progress=False,
-                        quick_eval=False, plot=False, max_minutes=30)
+  out = _train_default(tmp_path, "connect4", max_minutes=30)
   ev = out["final_eval"]
   assert (ev["vs_random_first_win"] + ev["vs_random_second_win"]) / 2 >= 0.95
