@@ -8,6 +8,7 @@ import pytest
 
 import mcts
 from envs.point_mass import PointMass
+from examples import point_mass_sampled
 
 K = 16
 
@@ -58,53 +59,14 @@ def test_sampled_search_finds_the_best_sampled_arm(policy):
     assert np.all(chosen >= rewards.max(1) - 0.05), (chosen, rewards.max(1))
 
 
-def _env_model(env, proposal_scale=1.0):
-  """The true point-mass dynamics with K uniform proposals per node."""
-  def recurrent_fn(params, rng_key, action, state):
-    del params
-    new = jax.vmap(env.step)(state, action)
-    batch = action.shape[0]
-    samples = jax.random.uniform(rng_key, (batch, K, 1), minval=-1.0,
-                                 maxval=1.0) * proposal_scale
-    out = mcts.SampledRecurrentFnOutput(
-        reward=new.reward, discount=1.0 - new.terminated.astype(jnp.float32),
-        value=jnp.zeros(batch), sampled_actions=samples,
-        prior_logits=jnp.zeros((batch, K)))
-    return out, new
-  return recurrent_fn
-
-
 def test_sampled_search_controls_the_point_mass():
   """Acting with the search beats acting with its random proposals."""
-  env = PointMass(horizon=12)
-  batch = 16
-  recurrent_fn = _env_model(env)
-
-  @jax.jit
-  def episode_return(key, use_search):
-    state = jax.vmap(env.init)(jax.random.split(key, batch))
-
-    def act(carry, key):
-      state, total = carry
-      samples = jax.random.uniform(key, (batch, K, 1), minval=-1.0,
-                                   maxval=1.0)
-      root = mcts.SampledRootFnOutput(sampled_actions=samples,
-                                      prior_logits=jnp.zeros((batch, K)),
-                                      value=jnp.zeros(batch),
-                                      embedding=state)
-      out = mcts.sampled_muzero_policy((), key, root, recurrent_fn,
-                                       num_simulations=32, gumbel_scale=0.0)
-      action = jnp.where(use_search, out.action, samples[:, 0])
-      state = jax.vmap(env.step)(state, action)
-      return (state, total + state.reward), None
-
-    (_, total), _ = jax.lax.scan(act, (state, jnp.zeros(batch)),
-                                 jax.random.split(key, env.horizon))
-    return total
-
+  episode_return = jax.jit(functools.partial(
+      point_mass_sampled.mean_return, PointMass(horizon=12), batch=16,
+      num_samples=K, num_simulations=32))
   key = jax.random.PRNGKey(0)
-  searched = float(jnp.mean(episode_return(key, True)))
-  random = float(jnp.mean(episode_return(key, False)))
+  searched = float(episode_return(key, True))
+  random = float(episode_return(key, False))
   assert searched > random + 0.5, (searched, random)
 
 
