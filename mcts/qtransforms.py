@@ -111,15 +111,15 @@ def children_stats(qvalues: chex.Array, visit_counts: chex.Array,
   zero = jnp.zeros((), qvalues.dtype)
   terms = (visit_counts, visit_counts,
            jnp.where(visited, prior_probs, zero),
-           jnp.where(visited, prior_probs * qvalues, zero),
-           jnp.where(visited, qvalues, jnp.inf),
-           jnp.where(visited, qvalues, -jnp.inf),
-           (~visited).astype(jnp.int32))
-  ops = (jnp.add, jnp.maximum, jnp.add, jnp.add, jnp.minimum, jnp.maximum,
-         jnp.add)
+           jnp.where(visited, prior_probs * qvalues, zero))
   if qvalues.shape[-1] >= _ONE_PASS_STATS_BELOW:
     reducers = (jnp.sum, jnp.max, jnp.sum, jnp.sum)
     return ChildrenStats(*(r(t, axis=-1) for r, t in zip(reducers, terms)))
+  terms += (jnp.where(visited, qvalues, jnp.inf),
+            jnp.where(visited, qvalues, -jnp.inf),
+            (~visited).astype(jnp.int32))
+  ops = (jnp.add, jnp.maximum, jnp.add, jnp.add, jnp.minimum, jnp.maximum,
+         jnp.add)
   inits = tuple(jnp.asarray(i, t.dtype) for i, t in zip(
       (0, 0, 0, 0, jnp.inf, -jnp.inf, 0), terms))
   return ChildrenStats(*jax.lax.reduce(
