@@ -84,6 +84,16 @@ def _random_search(policy, seed, batch=4, actions=5, sims=40, max_depth=None,
   return problem, fn, problem.params(), problem.root(mcts)
 
 
+
+def _max_depth(tree) -> int:
+  """The depth of the deepest node of any tree (parents come first)."""
+  parents = np.asarray(tree.parents)
+  depth = np.zeros_like(parents)
+  for n in range(1, parents.shape[1]):
+    depth[:, n] = np.where(parents[:, n] >= 0,
+                           depth[np.arange(len(depth)), parents[:, n]] + 1, 0)
+  return int(depth.max())
+
 @pytest.mark.parametrize("policy,max_depth", [
     ("muzero_policy", None), ("gumbel_muzero_policy", None),
     ("muzero_policy", 3), ("gumbel_muzero_policy", 2)])
@@ -119,13 +129,7 @@ def test_tree_invariants(policy, max_depth):
   # Nodes are allocated in order; unused slots stay empty.
   assert np.all(np.diff(expanded.astype(int), axis=1)[expanded[:, 1:]] >= 0)
   if max_depth is not None:
-    depth = np.zeros_like(visits)
-    parents = np.asarray(tree.parents)
-    for n in range(1, visits.shape[1]):
-      depth[:, n] = np.where(parents[:, n] >= 0,
-                             depth[np.arange(len(depth)), parents[:, n]] + 1,
-                             0)
-    assert depth.max() <= max_depth
+    assert _max_depth(tree) <= max_depth
   # Invalid root actions are never visited.
   invalid = problem.invalid_actions
   assert np.all(children_visits[:, 0][invalid] == 0)
@@ -148,6 +152,27 @@ def test_same_key_same_result_and_jit_matches_eager(policy):
   assert not np.array_equal(a.search_tree.node_visits,
                             c.search_tree.node_visits)
 
+
+
+@pytest.mark.parametrize("policy,max_depth", [
+    ("muzero_policy", None), ("gumbel_muzero_policy", None),
+    ("muzero_policy", 3)])
+def test_several_levels_per_loop_iteration_give_the_same_tree(
+    policy, max_depth, monkeypatch):
+  # Accelerators take several tree levels per while-loop iteration (see
+  # LEVELS_PER_ITERATION); here the CPU is made to take 3, and 3 does not
+  # divide the depths, so finished trees go through idle levels.
+  _, fn, params, root = _random_search(policy, seed=11, sims=30,
+                                       max_depth=max_depth)
+  key = jax.random.PRNGKey(3)
+  one = jax.jit(fn)(params, key, root)
+  search_module = sys.modules["mcts.search"]
+  monkeypatch.setattr(search_module, "LEVELS_PER_ITERATION", dict(cpu=3))
+  three = jax.jit(fn)(params, key, root)
+  # Deeper than one iteration's 3 levels, or down to max_depth.
+  assert _max_depth(one.search_tree) >= min(4, max_depth or 4)
+  for x, y in zip(jax.tree.leaves(one), jax.tree.leaves(three)):
+    np.testing.assert_array_equal(x, y)
 
 def test_vmap_over_an_outer_axis_matches_separate_searches():
   _, fn, params, root = _random_search("gumbel_muzero_policy", seed=9,
