@@ -93,3 +93,21 @@ InteriorActionSelectionFn = Callable[
     [chex.PRNGKey, Any, NodeIndices, Depth], chex.Array]
 LoopFn = Callable[[int, int, Callable[[Any, T], T], T], T]
 DEFAULT_LOOP_FN: LoopFn = jax.lax.fori_loop
+
+# The name of the `vmap` axis over which `search` maps the selection rules,
+# one tree each.
+TREE_AXIS = "mcts_trees"
+
+
+def elements_reduced_together(row: chex.Array) -> int:
+  """The number of elements XLA reduces when it reduces `row` `[..., A]`
+  along its last axis inside a selection rule: `row.size` times the number
+  of trees `search` maps the rule over (1 outside a search).
+
+  Which reduction is fastest depends on this total (see `masked_argmax`).
+  """
+  try:
+    num_trees = jax.lax.axis_size(TREE_AXIS)
+  except NameError:
+    num_trees = 1
+  return num_trees * row.size

@@ -9,6 +9,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from mcts import base
 from mcts.tree import Tree
 
 
@@ -94,10 +95,11 @@ class ChildrenStats(NamedTuple):
   num_unvisited: Optional[chex.Array] = None  # |{a: N(a) = 0}|
 
 
-# Below this many actions the children's statistics, and the extremes of
-# the visited Qs, are one (variadic) reduction: XLA on CPU then runs one
-# kernel instead of six, which is what counts for short rows. Longer rows
-# use separate reductions, which XLA vectorises, and the extremes are taken
+# Below this many elements (actions x trees, `elements_reduced_together`)
+# the children's statistics, and the extremes of the visited Qs, are one
+# (variadic) reduction: XLA on CPU then runs one kernel instead of six,
+# which is what counts for one tree of few actions. More elements use
+# separate reductions, which XLA vectorises, and the extremes are taken
 # over the completed Qs.
 _ONE_PASS_STATS_BELOW = 64
 
@@ -112,7 +114,7 @@ def children_stats(qvalues: chex.Array, visit_counts: chex.Array,
   terms = (visit_counts, visit_counts,
            jnp.where(visited, prior_probs, zero),
            jnp.where(visited, prior_probs * qvalues, zero))
-  if qvalues.shape[-1] >= _ONE_PASS_STATS_BELOW:
+  if base.elements_reduced_together(qvalues) >= _ONE_PASS_STATS_BELOW:
     reducers = (jnp.sum, jnp.max, jnp.sum, jnp.sum)
     return ChildrenStats(*(r(t, axis=-1) for r, t in zip(reducers, terms)))
   terms += (jnp.where(visited, qvalues, jnp.inf),

@@ -172,7 +172,8 @@ def simulate(rng_key: chex.PRNGKey, tree: Tree, root_action_selection_fn,
     salt = batch_range if depth is None else depth * batch_size + batch_range
     keys = hashing.derive_keys(rng_key, salt)
     args = (keys, tree, node) if depth is None else (keys, tree, node, depth)
-    return jnp.asarray(jax.vmap(selection_fn)(*args), jnp.int32)
+    return jnp.asarray(jax.vmap(selection_fn, axis_name=base.TREE_AXIS)(
+        *args), jnp.int32)
 
   def advance(node, action, depth):
     next_node = tree.children_index[batch_range, node, action]

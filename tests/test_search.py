@@ -286,16 +286,22 @@ def test_search_sharded_over_eight_devices():
 
 
 @pytest.mark.parametrize("num_actions", [16, 362])
-def test_masked_argmax_is_the_first_valid_maximum(num_actions):
-  # Both implementations (one reduction below 64 actions, max + first index
-  # from 64 on): ties go to the lowest index, invalid actions never win,
-  # an all-invalid row gives action 0 as jnp.argmax does.
+@pytest.mark.parametrize("num_trees", [1, 64])
+def test_masked_argmax_is_the_first_valid_maximum(num_actions, num_trees):
+  # Both implementations (one reduction for under 64 elements: one tree of
+  # 16 actions; max + first index from 64 on), each row mapped over the
+  # trees as `search` maps a selection rule: ties go to the lowest index,
+  # invalid actions never win, an all-invalid row gives action 0 as
+  # jnp.argmax does.
   rng = np.random.default_rng(num_actions)
   scores = rng.integers(0, 4, (64, num_actions)).astype(np.float32)
   invalid = rng.random((64, num_actions)) < 0.5
   invalid[0] = True
   scores[1] = -np.inf
-  got = np.asarray(jax.jit(mcts.masked_argmax)(scores, invalid))
+  per_tree = jax.vmap(mcts.masked_argmax, axis_name=mcts.base.TREE_AXIS)
+  got = np.concatenate([
+      jax.jit(per_tree)(scores[i:i + num_trees], invalid[i:i + num_trees])
+      for i in range(0, 64, num_trees)])
   masked = np.where(invalid, -np.inf, scores)
   np.testing.assert_array_equal(got, np.argmax(masked, axis=-1))
   assert not invalid[np.arange(2, 64), got[2:]].any()
