@@ -230,10 +230,6 @@ def expand(params, rng_key, tree: Tree, recurrent_fn, parent, action,
   checks.check_recurrent_output(step, new_embedding, embedding,
                                 (batch_size, num_actions),
                                 tree.node_values.dtype)
-  visits = tree.node_visits[batch_range, leaf]
-  old_value = tree.node_values[batch_range, leaf]
-  value = step.value.astype(old_value.dtype)
-  mean_value = (old_value * visits + value) / (visits + 1.0)
   prior_logits, children_row = _mask_new_node(step.prior_logits,
                                               step.invalid_actions)
 
@@ -245,11 +241,18 @@ def expand(params, rng_key, tree: Tree, recurrent_fn, parent, action,
     return array.at[(batch_range,) + index].set(update,
                                                 mode="promise_in_bounds")
 
+  # The count is read after the increment, as in `backward`: a read of the
+  # old array besides the write made XLA copy the whole array.
+  node_visits = put(tree.node_visits, tree.node_visits[batch_range, leaf] + 1)
+  count = node_visits[batch_range, leaf]
+  old_value = tree.node_values[batch_range, leaf]
+  value = step.value.astype(old_value.dtype)
+  mean_value = old_value + (value - old_value) / count
   children_index = put(tree.children_index, leaf, (parent, action))
   if children_row is not None:
     children_index = put(children_index, children_row)
   return tree.replace(
-      node_visits=put(tree.node_visits, visits + 1),
+      node_visits=node_visits,
       raw_values=put(tree.raw_values, value),
       node_values=put(tree.node_values, mean_value),
       node_rewards=put(tree.node_rewards, step.reward),
