@@ -29,23 +29,13 @@ class GumbelMuZeroExtraData:
   root_prior_visits: Optional[chex.Array] = None
 
 
-# From this many elements on (actions x trees, `elements_reduced_together`),
-# argmax is computed as a max and a first-index min: two reductions XLA
-# vectorises, against one (value, index) reduction it does not. On CPU the
-# two are 1.6x faster for one tree of 362 actions and 1.15-1.35x faster
-# for 16-256 trees of 16 actions (pUCT, 64 simulations); one reduction is
-# 1.5-2x faster for one tree of 16 actions, whose walk it keeps small
-# enough for XLA to compile the loop as one function.
-_TWO_PASS_ARGMAX_FROM = 64
-
-
 def masked_argmax(to_argmax: chex.Array, invalid_actions: Any) -> chex.Array:
   """argmax over the actions that are not invalid (`invalid_actions` may be
   None), the first of tied maxima; int32."""
   if invalid_actions is not None:
     to_argmax = jnp.where(invalid_actions, -jnp.inf, to_argmax)
   num_actions = to_argmax.shape[-1]
-  if base.elements_reduced_together(to_argmax) < _TWO_PASS_ARGMAX_FROM:
+  if base.reduce_in_one_pass(to_argmax):
     return jnp.argmax(to_argmax, axis=-1).astype(jnp.int32)
   best = jnp.max(to_argmax, axis=-1, keepdims=True)
   index = jnp.arange(num_actions, dtype=jnp.int32)
@@ -124,7 +114,31 @@ def gumbel_muzero_interior_action_selection(
   visit_counts = tree.children_visits_at(node_index)
   prior_logits = tree.children_prior_logits_at(node_index)
   completed_qvalues = qtransform(tree, node_index)
-  improved_policy = jax.nn.softmax(prior_logits + completed_qvalues)
-  to_argmax = improved_policy - visit_counts / (
-      1 + jnp.sum(visit_counts, axis=-1, keepdims=True))
-  return masked_argmax(to_argmax, tree.invalid_actions_at(node_index))
+  improved_policy = softmax(prior_logits + completed_qvalues)
+  # 1 + sum_b N(b) is the node's own count: a node is selected from only
+  # below max_depth, where each of its visits but the first went on to a
+  # child.
+  to_argmax = improved_policy - visit_counts / tree.node_visits[node_index]
+  # Invalid actions have pi' = 0, and so has any action too unlikely to
+  # matter: with N(a) = 0 its score is 0, below the maximum, which is
+  # positive since the scores sum to 1 / (1 + sum_b N(b)).
+  return masked_argmax(to_argmax, improved_policy <= 0)
+
+
+def softmax(logits: chex.Array) -> chex.Array:
+  """`jax.nn.softmax` over the last axis of a selection rule's row `[A]`,
+  with its maximum and sum as one online reduction (Milakov & Gimelshein
+  2018) where `base.reduce_in_one_pass` says so."""
+  if not base.reduce_in_one_pass(logits):
+    return jax.nn.softmax(logits, axis=-1)
+
+  def merge(a, b):
+    (max_a, sum_a), (max_b, sum_b) = a, b
+    top = jnp.maximum(max_a, max_b)
+    return top, sum_a * jnp.exp(max_a - top) + sum_b * jnp.exp(max_b - top)
+
+  init = (jnp.asarray(jnp.finfo(logits.dtype).min, logits.dtype),
+          jnp.asarray(0, logits.dtype))
+  top, total = jax.lax.reduce((logits, jnp.ones_like(logits)), init, merge,
+                              (logits.ndim - 1,))
+  return jnp.exp(logits - top[..., None]) / total[..., None]

@@ -98,16 +98,26 @@ DEFAULT_LOOP_FN: LoopFn = jax.lax.fori_loop
 # one tree each.
 TREE_AXIS = "mcts_trees"
 
+# Below this many elements (`row.size` x trees, see `reduce_in_one_pass`),
+# the selection rules reduce a row in one variadic reduction: an argmax as
+# one (value, index) reduction, a softmax's maximum and sum as one online
+# reduction, the children's statistics as one. On CPU that is one kernel
+# instead of several, and it keeps the walk of one tree of 16 actions under
+# the size (1 KiB) below which XLA compiles a loop as one function: pUCT
+# 1.5-2x and Gumbel 1.2-1.9x faster at batch 1. For more elements the
+# separate reductions, which XLA vectorises and a variadic one it does not,
+# are faster: argmax 1.6x for one tree of 362 actions, pUCT 1.15-1.35x with
+# 16-256 trees of 16 actions.
+ONE_PASS_BELOW = 64
 
-def elements_reduced_together(row: chex.Array) -> int:
-  """The number of elements XLA reduces when it reduces `row` `[..., A]`
-  along its last axis inside a selection rule: `row.size` times the number
-  of trees `search` maps the rule over (1 outside a search).
 
-  Which reduction is fastest depends on this total (see `masked_argmax`).
-  """
+def reduce_in_one_pass(row: chex.Array) -> bool:
+  """Whether a selection rule should reduce `row` `[..., A]` along its last
+  axis in one variadic reduction: when `row.size` times the number of trees
+  `search` maps the rule over (1 outside a search) is below
+  `ONE_PASS_BELOW`."""
   try:
     num_trees = jax.lax.axis_size(TREE_AXIS)
   except NameError:
     num_trees = 1
-  return num_trees * row.size
+  return num_trees * row.size < ONE_PASS_BELOW

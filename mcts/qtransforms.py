@@ -95,18 +95,11 @@ class ChildrenStats(NamedTuple):
   num_unvisited: Optional[chex.Array] = None  # |{a: N(a) = 0}|
 
 
-# Below this many elements (actions x trees, `elements_reduced_together`)
-# the children's statistics, and the extremes of the visited Qs, are one
-# (variadic) reduction: XLA on CPU then runs one kernel instead of six,
-# which is what counts for one tree of few actions. More elements use
-# separate reductions, which XLA vectorises, and the extremes are taken
-# over the completed Qs.
-_ONE_PASS_STATS_BELOW = 64
-
-
 def children_stats(qvalues: chex.Array, visit_counts: chex.Array,
                    prior_probs: chex.Array) -> ChildrenStats:
-  """The statistics of `ChildrenStats` from `[..., A]` rows."""
+  """The statistics of `ChildrenStats` from `[..., A]` rows: one variadic
+  reduction, with the visited Qs' extremes, where `base.reduce_in_one_pass`
+  says so; otherwise separate vectorised reductions, without them."""
   visited = visit_counts > 0
   # Keeps the weighted mean finite when visited actions have zero prior.
   prior_probs = jnp.maximum(jnp.finfo(prior_probs.dtype).tiny, prior_probs)
@@ -114,7 +107,7 @@ def children_stats(qvalues: chex.Array, visit_counts: chex.Array,
   terms = (visit_counts, visit_counts,
            jnp.where(visited, prior_probs, zero),
            jnp.where(visited, prior_probs * qvalues, zero))
-  if base.elements_reduced_together(qvalues) >= _ONE_PASS_STATS_BELOW:
+  if not base.reduce_in_one_pass(qvalues):
     reducers = (jnp.sum, jnp.max, jnp.sum, jnp.sum)
     return ChildrenStats(*(r(t, axis=-1) for r, t in zip(reducers, terms)))
   terms += (jnp.where(visited, qvalues, jnp.inf),

@@ -172,6 +172,9 @@ def simulate(rng_key: chex.PRNGKey, tree: Tree, root_action_selection_fn,
     salt = batch_range if depth is None else depth * batch_size + batch_range
     keys = hashing.derive_keys(rng_key, salt)
     args = (keys, tree, node) if depth is None else (keys, tree, node, depth)
+    if batch_size == 1:  # One tree: no batch axis in its indexing at all.
+      action = selection_fn(*jax.tree.map(lambda x: x[0], args))
+      return jnp.asarray(action, jnp.int32)[None]
     return jnp.asarray(jax.vmap(selection_fn, axis_name=base.TREE_AXIS)(
         *args), jnp.int32)
 
@@ -191,15 +194,16 @@ def simulate(rng_key: chex.PRNGKey, tree: Tree, root_action_selection_fn,
     return jnp.any(walk.continuing)
 
   def step(walk):
+    # A finished walk keeps its node, action and depth, so `advance` gives
+    # it back its own next node and `continuing` (False) again.
     go = walk.continuing
     node = jnp.where(go, walk.next_node, walk.node)
     action = jnp.where(go, select(interior_action_selection_fn, node,
                                   walk.depth), walk.action)
     depth = walk.depth + go
     next_node, continuing = advance(node, action, depth)
-    return _Walk(node=node, action=action,
-                 next_node=jnp.where(go, next_node, walk.next_node),
-                 depth=depth, continuing=go & continuing)
+    return _Walk(node=node, action=action, next_node=next_node, depth=depth,
+                 continuing=continuing)
 
   end = while_levels(keep_walking, step, start)
   return end.node, end.action

@@ -235,7 +235,7 @@ def _c(name, policy, b, a, n, kinds, **kw):
               num_simulations=n, discount_kinds=kinds, **kw)
 
 
-# Default cases: 7 compilations per implementation, 21 problems, 51 trees.
+# Default cases: 9 compilations per implementation, 23 problems, 83 trees.
 # Each case combines several features to keep the number of compilations low.
 CASES = (
     _c("mz-b3a5n32-inv-greedy", "muzero", 3, 5, 32,
@@ -256,6 +256,12 @@ CASES = (
        ("gamma", "one", "mixed"), with_invalid=True, max_depth=3,
        qtransform="mix_raw", seed=7,
        policy_kwargs=(("max_num_considered_actions", 4),)),
+    # 16 trees of 5 actions: 80 elements per reduction, past the size from
+    # which the selection rules reduce in several vectorised passes.
+    _c("mz-b16a5n24-inv", "muzero", 16, 5, 24, ("mixed",),
+       with_invalid=True, seed=8),
+    _c("gz-b16a5n24-inv", "gumbel_muzero", 16, 5, 24, ("mixed",),
+       with_invalid=True, seed=9),
 )
 
 # Extra cases for `pytest -m slow`.

@@ -308,6 +308,25 @@ def test_masked_argmax_is_the_first_valid_maximum(num_actions, num_trees):
   assert got.dtype == np.int32
 
 
+
+@pytest.mark.parametrize("num_trees", [1, 64])
+def test_selection_softmax_matches_jax_softmax(num_trees):
+  # One tree of 16 actions takes the online (max, sum) reduction, 64 trees
+  # jax.nn.softmax; rows with an invalid action (the lowest float), a huge
+  # spread and all-equal logits.
+  rng = np.random.default_rng(num_trees)
+  logits = rng.normal(0, 30, (64, 16)).astype(np.float32)
+  logits[0, 3] = np.finfo(np.float32).min
+  logits[1] = 0.0
+  logits[2, :8] = -1e30
+  per_tree = jax.vmap(mcts.action_selection.softmax,
+                      axis_name=mcts.base.TREE_AXIS)
+  got = np.concatenate([jax.jit(per_tree)(logits[i:i + num_trees])
+                        for i in range(0, 64, num_trees)])
+  np.testing.assert_allclose(got, jax.nn.softmax(logits), rtol=1e-5,
+                             atol=1e-7)
+  assert got[0, 3] == 0 and np.all(got[1] == got[1, 0])
+
 def test_children_stats_one_pass_equals_separate_reductions(monkeypatch):
   # Rows of 80 actions take the separate reductions; forcing the one-pass
   # (variadic) reduction on the same rows must give the same statistics,
@@ -319,7 +338,7 @@ def test_children_stats_one_pass_equals_separate_reductions(monkeypatch):
   visits[1] = 1
   probs = rng.dirichlet(np.ones(80), 4).astype(np.float32)
   separate = mcts.qtransforms.children_stats(q, visits, probs)
-  monkeypatch.setattr(mcts.qtransforms, "_ONE_PASS_STATS_BELOW", 1000)
+  monkeypatch.setattr(mcts.base, "ONE_PASS_BELOW", 1000)
   one_pass = jax.jit(mcts.qtransforms.children_stats)(q, visits, probs)
   for name, a, b in zip(separate._fields[:4], separate, one_pass):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5,
