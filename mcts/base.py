@@ -117,7 +117,9 @@ def reduce_in_one_pass(row: chex.Array) -> bool:
   `search` maps the rule over (1 outside a search) is below
   `ONE_PASS_BELOW`."""
   try:
-    num_trees = jax.lax.axis_size(TREE_AXIS)
+    # psum of a Python constant is the axis size, a Python int (as
+    # jax.lax.axis_size, which needs jax >= 0.6.1).
+    num_trees = jax.lax.psum(1, TREE_AXIS)
   except NameError:
     num_trees = 1
   return num_trees * row.size < ONE_PASS_BELOW
