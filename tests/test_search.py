@@ -84,7 +84,6 @@ def _random_search(policy, seed, batch=4, actions=5, sims=40, max_depth=None,
   return problem, fn, problem.params(), problem.root(mcts)
 
 
-
 def _max_depth(tree) -> int:
   """The depth of the deepest node of any tree (parents come first)."""
   parents = np.asarray(tree.parents)
@@ -93,6 +92,7 @@ def _max_depth(tree) -> int:
     depth[:, n] = np.where(parents[:, n] >= 0,
                            depth[np.arange(len(depth)), parents[:, n]] + 1, 0)
   return int(depth.max())
+
 
 @pytest.mark.parametrize("policy,max_depth", [
     ("muzero_policy", None), ("gumbel_muzero_policy", None),
@@ -153,7 +153,6 @@ def test_same_key_same_result_and_jit_matches_eager(policy):
                             c.search_tree.node_visits)
 
 
-
 @pytest.mark.parametrize("policy,max_depth", [
     ("muzero_policy", None), ("gumbel_muzero_policy", None),
     ("muzero_policy", 3)])
@@ -173,6 +172,7 @@ def test_several_levels_per_loop_iteration_give_the_same_tree(
   assert _max_depth(one.search_tree) >= min(4, max_depth or 4)
   for x, y in zip(jax.tree.leaves(one), jax.tree.leaves(three)):
     np.testing.assert_array_equal(x, y)
+
 
 def test_vmap_over_an_outer_axis_matches_separate_searches():
   _, fn, params, root = _random_search("gumbel_muzero_policy", seed=9,
@@ -285,6 +285,14 @@ def test_search_sharded_over_eight_devices():
   assert "OK" in result.stdout
 
 
+def _per_tree(fn, num_trees, *rows):
+  """`fn` applied to `[R, A]` rows in groups of `num_trees`, each group
+  mapped over the trees' axis as `search` maps a selection rule."""
+  per_tree = jax.jit(jax.vmap(fn, axis_name=mcts.base.TREE_AXIS))
+  return np.concatenate([per_tree(*(r[i:i + num_trees] for r in rows))
+                         for i in range(0, len(rows[0]), num_trees)])
+
+
 @pytest.mark.parametrize("num_actions", [16, 362])
 @pytest.mark.parametrize("num_trees", [1, 64])
 def test_masked_argmax_is_the_first_valid_maximum(num_actions, num_trees):
@@ -298,15 +306,11 @@ def test_masked_argmax_is_the_first_valid_maximum(num_actions, num_trees):
   invalid = rng.random((64, num_actions)) < 0.5
   invalid[0] = True
   scores[1] = -np.inf
-  per_tree = jax.vmap(mcts.masked_argmax, axis_name=mcts.base.TREE_AXIS)
-  got = np.concatenate([
-      jax.jit(per_tree)(scores[i:i + num_trees], invalid[i:i + num_trees])
-      for i in range(0, 64, num_trees)])
+  got = _per_tree(mcts.masked_argmax, num_trees, scores, invalid)
   masked = np.where(invalid, -np.inf, scores)
   np.testing.assert_array_equal(got, np.argmax(masked, axis=-1))
   assert not invalid[np.arange(2, 64), got[2:]].any()
   assert got.dtype == np.int32
-
 
 
 @pytest.mark.parametrize("num_trees", [1, 64])
@@ -319,13 +323,11 @@ def test_selection_softmax_matches_jax_softmax(num_trees):
   logits[0, 3] = np.finfo(np.float32).min
   logits[1] = 0.0
   logits[2, :8] = -1e30
-  per_tree = jax.vmap(mcts.action_selection.softmax,
-                      axis_name=mcts.base.TREE_AXIS)
-  got = np.concatenate([jax.jit(per_tree)(logits[i:i + num_trees])
-                        for i in range(0, 64, num_trees)])
+  got = _per_tree(mcts.action_selection.softmax, num_trees, logits)
   np.testing.assert_allclose(got, jax.nn.softmax(logits), rtol=1e-5,
                              atol=1e-7)
   assert got[0, 3] == 0 and np.all(got[1] == got[1, 0])
+
 
 def test_children_stats_one_pass_equals_separate_reductions(monkeypatch):
   # Rows of 80 actions take the separate reductions; forcing the one-pass
