@@ -24,9 +24,13 @@ class GumbelMuZeroExtraData:
     root_gumbel: `[B, A]` Gumbel noise of the root's actions.
     root_prior_visits: optional `[B, A]`, the root's children visits a kept
       tree already had; sequential halving schedules the new visits only.
+    root_considered: optional `[B, k + 1]` int32, from
+      `considered_root_actions`: the root selection then scores these
+      `k + 1` actions instead of all `A`.
   """
   root_gumbel: chex.Array
   root_prior_visits: Optional[chex.Array] = None
+  root_considered: Optional[chex.Array] = None
 
 
 def masked_argmax(to_argmax: chex.Array, invalid_actions: Any) -> chex.Array:
@@ -78,6 +82,13 @@ def gumbel_muzero_root_action_selection(
   actions with the visit count the halving schedule asks for, the one with
   the largest g(a) + logits(a) + sigma(completed q(a))."""
   del rng_key
+  considered = getattr(tree.extra_data, "root_considered", None)
+  if considered is not None:
+    view = considered_root_view(tree, considered)
+    return considered[gumbel_muzero_root_action_selection(
+        None, view, Tree.ROOT_INDEX, num_simulations=num_simulations,
+        max_num_considered_actions=max_num_considered_actions,
+        qtransform=qtransform)]
   visit_counts = new_root_visits(tree, tree.children_visits_at(node_index))
   prior_logits = tree.children_prior_logits_at(node_index)
   completed_qvalues = qtransform(tree, node_index)
@@ -93,6 +104,63 @@ def gumbel_muzero_root_action_selection(
       considered_visit, tree.extra_data.root_gumbel, prior_logits,
       completed_qvalues, visit_counts)
   return masked_argmax(to_argmax, tree.root_invalid_actions)
+
+
+def considered_root_actions(gumbel: chex.Array, root_logits: chex.Array,
+                            invalid_actions: Optional[chex.Array],
+                            max_num_considered_actions: int
+                            ) -> Optional[chex.Array]:
+  """The root actions `[B, k + 1]` (int32) a Gumbel search can visit, with
+  k = min(max_num_considered_actions, A), or None when k = A.
+
+  Sequential halving first visits the k valid actions with the largest
+  g(a) + logits(a) (its scores add the same sigma(v_mix) to every unvisited
+  action), and later only actions it has visited. These k actions, in
+  increasing order (so that ties resolve as over all actions), come first;
+  the last is the other action with the largest logit, which the selection
+  never picks but which keeps the logits' maximum, and which stands for the
+  unvisited actions in the completed Q-values' range. Valid with a
+  Q-transform that treats all unvisited children alike (the library's) and
+  a search that starts from an empty tree.
+
+  Args:
+    gumbel: `[B, A]` the root's Gumbel noise.
+    root_logits: `[B, A]` the root's prior as the tree stores it
+      (`tree.log_prior`).
+    invalid_actions: `[B, A]` or None.
+    max_num_considered_actions: m.
+  """
+  num_actions = root_logits.shape[-1]
+  k = min(max_num_considered_actions, num_actions)
+  if k == num_actions:
+    return None
+  shifted = root_logits - jnp.max(root_logits, axis=-1, keepdims=True)
+  score = jnp.maximum(-1e9, gumbel + shifted)
+  if invalid_actions is not None:
+    score = jnp.where(invalid_actions != 0, -jnp.inf, score)
+  _, top = jax.lax.top_k(score, k)
+  top = jnp.sort(top, axis=-1)
+  is_top = jnp.zeros(root_logits.shape, bool).at[
+      jnp.arange(top.shape[0])[:, None], top].set(True)
+  other = jnp.argmax(jnp.where(is_top, -jnp.inf, root_logits), axis=-1)
+  return jnp.concatenate([top, other[:, None]], axis=-1).astype(jnp.int32)
+
+
+def considered_root_view(tree: Tree, actions: chex.Array) -> Tree:
+  """ONE tree's root as a one-node tree whose children are `actions` `[k +
+  1]` (from `considered_root_actions`), the last marked invalid."""
+  root = Tree.ROOT_INDEX
+  node_fields = ("node_visits", "raw_values", "node_values", "node_rewards",
+                 "node_discounts", "parents", "action_from_parent")
+  edge_fields = ("children_index", "children_prior_logits",
+                 "children_visits", "children_qvalues")
+  return tree.replace(
+      **{f: getattr(tree, f)[root:root + 1] for f in node_fields},
+      **{f: getattr(tree, f)[root, actions][None] for f in edge_fields},
+      root_invalid_actions=tree.root_invalid_actions[actions].at[-1].set(1),
+      extra_data=tree.extra_data.replace(
+          root_gumbel=tree.extra_data.root_gumbel[actions],
+          root_considered=None))
 
 
 def new_root_visits(tree: Tree, visit_counts: chex.Array) -> chex.Array:

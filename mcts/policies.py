@@ -12,7 +12,7 @@ from mcts import checks
 from mcts import qtransforms
 from mcts import seq_halving
 from mcts.search import search
-from mcts.tree import Tree
+from mcts.tree import Tree, log_prior
 
 
 def muzero_policy(
@@ -120,6 +120,11 @@ def gumbel_muzero_policy(
   rng_key, gumbel_key = jax.random.split(rng_key)
   gumbel = gumbel_scale * jax.random.gumbel(
       gumbel_key, shape=root.prior_logits.shape, dtype=root.prior_logits.dtype)
+  considered = None
+  if tree is None and _is_library_qtransform(qtransform):
+    considered = action_selection.considered_root_actions(
+        gumbel, log_prior(root.prior_logits), invalid_actions,
+        max_num_considered_actions)
   tree = search(
       params, rng_key, root=root, recurrent_fn=recurrent_fn,
       root_action_selection_fn=functools.partial(
@@ -133,7 +138,8 @@ def gumbel_muzero_policy(
       num_simulations=num_simulations, max_depth=max_depth,
       invalid_actions=invalid_actions,
       extra_data=action_selection.GumbelMuZeroExtraData(
-          root_gumbel=gumbel, root_prior_visits=prior_visits),
+          root_gumbel=gumbel, root_prior_visits=prior_visits,
+          root_considered=considered),
       loop_fn=loop_fn, embedding_dtype=embedding_dtype, tree=tree,
       capacity=capacity)
   visit_counts = action_selection.new_root_visits(
@@ -150,6 +156,15 @@ def gumbel_muzero_policy(
       root.prior_logits + completed_qvalues, invalid_actions))
   return base.PolicyOutput(action=action, action_weights=action_weights,
                            search_tree=tree)
+
+
+def _is_library_qtransform(qtransform) -> bool:
+  """Whether `qtransform` is one of this library's (or a partial of one)."""
+  while isinstance(qtransform, functools.partial):
+    qtransform = qtransform.func
+  return qtransform in (qtransforms.qtransform_by_min_max,
+                        qtransforms.qtransform_by_parent_and_siblings,
+                        qtransforms.qtransform_completed_by_mix_value)
 
 
 def mask_invalid_actions(logits, invalid_actions):

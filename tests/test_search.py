@@ -174,6 +174,39 @@ def test_several_levels_per_loop_iteration_give_the_same_tree(
     np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.parametrize("batch,qtransform", [
+    (5, mcts.qtransform_completed_by_mix_value),
+    (1, functools.partial(mcts.qtransform_completed_by_mix_value,
+                          rescale_values=False)),
+    (3, mcts.qtransform_by_parent_and_siblings)])
+def test_gumbel_root_scoring_only_the_considered_actions_changes_nothing(
+    batch, qtransform):
+  # With k = 6 of 40 actions the root selection scores a view of k + 1
+  # actions; a Q-transform the policy does not know (a wrapper of the same
+  # one) makes it score all 40. Rows with fewer than 6 valid actions and
+  # Gumbel noise included.
+  problem, fn, params, root = _random_search(
+      "gumbel_muzero_policy", seed=5, batch=batch, actions=40, sims=48,
+      max_num_considered_actions=6)
+  invalid = np.asarray(problem.invalid_actions_jax()) != 0
+  invalid[0, 4:] = True
+  full_path = lambda tree, node: qtransform(tree, node)  # pylint: disable=unnecessary-lambda
+  outs = [jax.jit(functools.partial(fn, invalid_actions=invalid,
+                                    qtransform=q))(
+      params, jax.random.PRNGKey(2), root) for q in (qtransform, full_path)]
+  assert outs[0].search_tree.extra_data.root_considered is not None
+  assert outs[1].search_tree.extra_data.root_considered is None
+  visits = np.asarray(outs[0].search_tree.summary().visit_counts)
+  np.testing.assert_array_equal((visits > 0).sum(-1),
+                                np.minimum(6, (~invalid).sum(-1)))
+  for x, y in zip(jax.tree.leaves(outs[0].replace(search_tree=None)),
+                  jax.tree.leaves(outs[1].replace(search_tree=None))):
+    np.testing.assert_array_equal(x, y)
+  for name in ("node_visits", "node_values", "children_visits", "parents"):
+    np.testing.assert_array_equal(getattr(outs[0].search_tree, name),
+                                  getattr(outs[1].search_tree, name))
+
+
 def test_vmap_over_an_outer_axis_matches_separate_searches():
   _, fn, params, root = _random_search("gumbel_muzero_policy", seed=9,
                                        sims=10, with_invalid=False)
