@@ -90,7 +90,7 @@ def gumbel_muzero_root_action_selection(
         max_num_considered_actions=max_num_considered_actions,
         qtransform=qtransform)]
   visit_counts = new_root_visits(tree, tree.children_visits_at(node_index))
-  prior_logits = tree.children_prior_logits_at(node_index)
+  prior_logits = tree.children_prior_logits_at(node_index)  # log-probs <= 0
   completed_qvalues = qtransform(tree, node_index)
   table = jnp.array(seq_halving.considered_visits_table(
       max_num_considered_actions, num_simulations), jnp.int32)
@@ -117,11 +117,10 @@ def considered_root_actions(gumbel: chex.Array, root_logits: chex.Array,
   g(a) + logits(a) (its scores add the same sigma(v_mix) to every unvisited
   action), and later only actions it has visited. These k actions, in
   increasing order (so that ties resolve as over all actions), come first;
-  the last is the other action with the largest logit, which the selection
-  never picks but which keeps the logits' maximum, and which stands for the
-  unvisited actions in the completed Q-values' range. Valid with a
-  Q-transform that treats all unvisited children alike (the library's) and
-  a search that starts from an empty tree.
+  the last is another action, which the selection never picks but which
+  stands for the unvisited actions in the completed Q-values' range. Valid
+  with a Q-transform that treats all unvisited children alike (the
+  library's) and a search that starts from an empty tree.
 
   Args:
     gumbel: `[B, A]` the root's Gumbel noise.
@@ -134,15 +133,14 @@ def considered_root_actions(gumbel: chex.Array, root_logits: chex.Array,
   k = min(max_num_considered_actions, num_actions)
   if k == num_actions:
     return None
-  shifted = root_logits - jnp.max(root_logits, axis=-1, keepdims=True)
-  score = jnp.maximum(-1e9, gumbel + shifted)
+  score = jnp.maximum(-1e9, gumbel + root_logits)
   if invalid_actions is not None:
     score = jnp.where(invalid_actions != 0, -jnp.inf, score)
   _, top = jax.lax.top_k(score, k)
   top = jnp.sort(top, axis=-1)
   is_top = jnp.zeros(root_logits.shape, bool).at[
       jnp.arange(top.shape[0])[:, None], top].set(True)
-  other = jnp.argmax(jnp.where(is_top, -jnp.inf, root_logits), axis=-1)
+  other = jnp.argmin(is_top, axis=-1)
   return jnp.concatenate([top, other[:, None]], axis=-1).astype(jnp.int32)
 
 

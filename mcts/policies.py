@@ -148,8 +148,10 @@ def gumbel_muzero_policy(
   considered_visit = jnp.max(visit_counts, axis=-1, keepdims=True)
   completed_qvalues = jax.vmap(qtransform, in_axes=(0, None))(
       tree, tree.ROOT_INDEX)
+  shifted_logits = root.prior_logits - jnp.max(
+      root.prior_logits, axis=-1, keepdims=True)
   to_argmax = seq_halving.score_considered(
-      considered_visit, gumbel, root.prior_logits, completed_qvalues,
+      considered_visit, gumbel, shifted_logits, completed_qvalues,
       visit_counts)
   action = action_selection.masked_argmax(to_argmax, invalid_actions)
   action_weights = jax.nn.softmax(mask_invalid_actions(

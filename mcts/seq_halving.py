@@ -50,8 +50,9 @@ def score_considered(considered_visit: chex.Numeric, gumbel: chex.Array,
 
   Args:
     considered_visit: `[]` (or `[B, 1]`).
-    gumbel, logits, normalized_qvalues, visit_counts: `[A]` (or `[B, A]`).
+    gumbel, logits, normalized_qvalues, visit_counts: `[A]` (or `[B, A]`);
+      logits at most 0 (log-probabilities, or shifted by their maximum) so
+      that adding them keeps the precision of the other terms.
   """
-  logits = logits - jnp.max(logits, axis=-1, keepdims=True)
   score = jnp.maximum(-1e9, gumbel + logits + normalized_qvalues)
   return jnp.where(visit_counts == considered_visit, score, -jnp.inf)
