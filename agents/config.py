@@ -33,8 +33,12 @@ class Config:
   # with probability `random_move_prob`, a uniformly random legal move is
   # played instead (value targets then bootstrap from the search value at
   # that step rather than follow the random move: see learner.py).
+  # The first `random_opening_plies` moves of every episode are uniformly
+  # random legal moves (also marked as exploration), so that self-play sees
+  # every opening, not just the ones its own policy prefers.
   sample_plies: int = 0
   random_move_prob: float = 0.0
+  random_opening_plies: int = 0
   # Learning.
   unroll_steps: int = 5           # K (MuZero); AlphaZero uses 0.
   td_steps: Optional[int] = None  # n; None = the game's max episode length.
@@ -74,10 +78,22 @@ class Config:
 
 # Per-game defaults (anything not listed takes Config's default).
 GAME_DEFAULTS: Dict[str, Dict[str, Any]] = {
+    # Tic-tac-toe: the first move of every self-play game is uniformly
+    # random. Without it, self-play X opened in the centre 81% of the time
+    # (other cells ~2.4% each, from random_move_prob alone), while the
+    # perfect player, choosing uniformly among optimal moves, opens on all 9
+    # cells alike. The agent as O then misplayed the rarely seen edge
+    # openings: all its losses (7.5% of games, 6.9% exactly) were X edge,
+    # O centre, X far corner (e.g. X 3, O 4, X 2), O a quiet edge (5), X
+    # forks (0). With the random opening ply, the loss probability against
+    # the perfect player, computed over its whole game tree, is exactly 0 as
+    # first and as second player for seeds 0, 1, 2 and 3 (600 iterations,
+    # ~200 s on one CPU core, as before).
     "tictactoe": dict(num_simulations=16, num_envs=128, selfplay_steps=16,
                       replay_capacity=256, batch_size=256, updates_per_iter=8,
                       width=128, latent_size=64, steps=600,
-                      sample_plies=9, random_move_prob=0.2),
+                      sample_plies=9, random_move_prob=0.2,
+                      random_opening_plies=1),
     # MuZero needs enough updates per iteration here: with 4 updates and 8
     # simulations its self-play did not improve; with 16 and 16 it catches
     # every ball after ~250 iterations (about a minute on 2 CPU cores).
@@ -129,6 +145,9 @@ def validate(config: Config) -> Config:
     raise ValueError(f"unroll_steps must be >= 0, got {config.unroll_steps}")
   if config.sample_plies < 0:
     raise ValueError(f"sample_plies must be >= 0, got {config.sample_plies}")
+  if config.random_opening_plies < 0:
+    raise ValueError("random_opening_plies must be >= 0, got "
+                     f"{config.random_opening_plies}")
   if not 0.0 <= config.random_move_prob <= 1.0:
     raise ValueError("random_move_prob must be in [0, 1], got "
                      f"{config.random_move_prob}")

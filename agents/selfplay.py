@@ -154,6 +154,10 @@ def make_selfplay(agent: Agent, num_steps: int):
                     < c.random_move_prob)
         action = jnp.where(explored, _random_legal(random_key, states),
                            action)
+      if c.random_opening_plies > 0:
+        opening = states.step_count < c.random_opening_plies
+        explored = explored | opening
+        action = jnp.where(opening, _random_legal(random_key, states), action)
       next_states = jax.vmap(env.step)(states, action)
       done = next_states.terminated
       ret = actor.episode_return + next_states.rewards[:, 0]
