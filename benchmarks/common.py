@@ -1,6 +1,7 @@
 """Shared helpers for the benchmarks: timing, sizes, tables, metadata."""
 import datetime
 import math
+import os
 import statistics
 import sys
 import time
@@ -70,6 +71,22 @@ def format_table(header: Sequence[str], rows: List[Sequence[str]],
                    + [line(r) for r in rows])
 
 
+def pin_to_cores(num_cores: int):
+  """Restricts this process to its first `num_cores` allowed CPU cores.
+
+  Call before JAX creates its CPU client, which sizes its thread pool by
+  the cores it may use: XLA then runs a program's independent operations
+  on that many threads.
+  """
+  if jax._src.xla_bridge.backends_are_initialized():  # pylint: disable=protected-access
+    raise RuntimeError("pin_to_cores must run before JAX starts its backends")
+  allowed = sorted(os.sched_getaffinity(0))
+  if not 1 <= num_cores <= len(allowed):
+    raise ValueError(f"num_cores must be in [1, {len(allowed)}], got "
+                     f"{num_cores}")
+  os.sched_setaffinity(0, allowed[:num_cores])
+
+
 def environment() -> dict:
   """jax version, device, date and command line, for the results file."""
   device = jax.devices()[0]
@@ -77,6 +94,7 @@ def environment() -> dict:
       jax_version=jax.__version__,
       device=f"{device.platform}: {device.device_kind}",
       num_devices=jax.device_count(),
+      cpu_threads=len(os.sched_getaffinity(0)),
       date=datetime.datetime.now(datetime.timezone.utc).isoformat(
           timespec="seconds"),
       command=" ".join(_main_command() + sys.argv[1:]))

@@ -75,6 +75,10 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--no-mctx", action="store_true", help="run mcts only")
   p.add_argument("--markdown", action="store_true",
                  help="also print the table as markdown")
+  p.add_argument("--cpu-threads", type=int,
+                 help="pin the process to this many CPU cores before JAX "
+                 "starts, so that XLA's CPU client runs with that many "
+                 "threads (both libraries alike); default: all cores")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--out", default="bench_results/throughput.json",
                  help="JSON results file ('' to skip)")
@@ -324,10 +328,13 @@ def print_summary(summary: dict):
 
 def main(argv=None):
   args = parse_args(argv)
+  if args.cpu_threads:
+    common.pin_to_cores(args.cpu_threads)
   libs = load_libraries(args.no_mctx)
   env = common.environment()
-  print(f"jax {env['jax_version']} on {env['device']}; repeats "
-        f"{args.repeats}, mctx limit {args.mctx_limit:g} s", flush=True)
+  print(f"jax {env['jax_version']} on {env['device']} "
+        f"({env['cpu_threads']} CPU threads); repeats {args.repeats}, mctx "
+        f"limit {args.mctx_limit:g} s", flush=True)
   records, mctx_history = [], {}
   cells = grid(args)
   for i, cell in enumerate(cells):
