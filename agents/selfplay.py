@@ -152,12 +152,11 @@ def make_selfplay(agent: Agent, num_steps: int):
       if c.random_move_prob > 0:
         explored = (jax.random.uniform(coin_key, action.shape)
                     < c.random_move_prob)
+      if c.random_opening_plies > 0:
+        explored = explored | (states.step_count < c.random_opening_plies)
+      if c.random_move_prob > 0 or c.random_opening_plies > 0:
         action = jnp.where(explored, _random_legal(random_key, states),
                            action)
-      if c.random_opening_plies > 0:
-        opening = states.step_count < c.random_opening_plies
-        explored = explored | opening
-        action = jnp.where(opening, _random_legal(random_key, states), action)
       next_states = jax.vmap(env.step)(states, action)
       done = next_states.terminated
       ret = actor.episode_return + next_states.rewards[:, 0]
