@@ -3,6 +3,7 @@
 Signatures: root rules `(rng_key, tree, node_index) -> action`, interior
 rules `(rng_key, tree, node_index, depth) -> action`, action an int32 `[]`.
 """
+import functools
 from typing import Any, Optional
 
 import chex
@@ -106,6 +107,21 @@ def gumbel_muzero_root_action_selection(
   return masked_argmax(to_argmax, tree.root_invalid_actions)
 
 
+def reads_one_node(selection_fn):
+  """Marks `selection_fn` as a rule that reads only the node it selects at
+  (its statistics and its children's), the root's invalid actions and
+  `extra_data`; returns it.
+
+  `search` may then give such a rule a one-node view of the tree (node 0
+  holding that node's rows), which it reads in a way that XLA's CPU
+  compiler does not split over threads (`benchmarks/cpu_split.py`). The
+  library's rules qualify with the library's Q-transforms.
+  """
+  marked = functools.partial(selection_fn)
+  marked.reads_one_node = True
+  return marked
+
+
 def considered_root_actions(gumbel: chex.Array, root_logits: chex.Array,
                             invalid_actions: Optional[chex.Array],
                             max_num_considered_actions: int
@@ -153,13 +169,9 @@ def considered_root_view(tree: Tree, actions: chex.Array) -> Tree:
   and does not split these gathers of k + 1 numbers over threads (which
   made B=1, A=362, 800 simulations 1.5x slower on 2 cores)."""
   root = Tree.ROOT_INDEX
-  node_fields = ("node_visits", "raw_values", "node_values", "node_rewards",
-                 "node_discounts", "parents", "action_from_parent")
-  edge_fields = ("children_index", "children_prior_logits",
-                 "children_visits", "children_qvalues")
   return tree.replace(
-      **{f: getattr(tree, f)[root:root + 1] for f in node_fields},
-      **{f: getattr(tree, f)[root][actions][None] for f in edge_fields},
+      **{f: getattr(tree, f)[root:root + 1] for f in Tree.NODE_FIELDS},
+      **{f: getattr(tree, f)[root][actions][None] for f in Tree.EDGE_FIELDS},
       root_invalid_actions=tree.root_invalid_actions[actions].at[-1].set(1),
       extra_data=tree.extra_data.replace(
           root_gumbel=tree.extra_data.root_gumbel[actions],

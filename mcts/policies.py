@@ -62,9 +62,13 @@ def muzero_policy(
   interior_fn = functools.partial(
       action_selection.muzero_action_selection, pb_c_init=pb_c_init,
       pb_c_base=pb_c_base, qtransform=qtransform)
+  root_fn = functools.partial(interior_fn, depth=0)
+  if _is_library_qtransform(qtransform):
+    root_fn, interior_fn = map(action_selection.reads_one_node,
+                               (root_fn, interior_fn))
   tree = search(
       params, search_key, root=root, recurrent_fn=recurrent_fn,
-      root_action_selection_fn=functools.partial(interior_fn, depth=0),
+      root_action_selection_fn=root_fn,
       interior_action_selection_fn=interior_fn,
       num_simulations=num_simulations, max_depth=max_depth,
       invalid_actions=invalid_actions, loop_fn=loop_fn,
@@ -125,16 +129,21 @@ def gumbel_muzero_policy(
     considered = action_selection.considered_root_actions(
         gumbel, log_prior(root.prior_logits), invalid_actions,
         max_num_considered_actions)
+  root_fn = functools.partial(
+      action_selection.gumbel_muzero_root_action_selection,
+      num_simulations=num_simulations,
+      max_num_considered_actions=max_num_considered_actions,
+      qtransform=qtransform)
+  interior_fn = functools.partial(
+      action_selection.gumbel_muzero_interior_action_selection,
+      qtransform=qtransform)
+  if _is_library_qtransform(qtransform):
+    root_fn, interior_fn = map(action_selection.reads_one_node,
+                               (root_fn, interior_fn))
   tree = search(
       params, rng_key, root=root, recurrent_fn=recurrent_fn,
-      root_action_selection_fn=functools.partial(
-          action_selection.gumbel_muzero_root_action_selection,
-          num_simulations=num_simulations,
-          max_num_considered_actions=max_num_considered_actions,
-          qtransform=qtransform),
-      interior_action_selection_fn=functools.partial(
-          action_selection.gumbel_muzero_interior_action_selection,
-          qtransform=qtransform),
+      root_action_selection_fn=root_fn,
+      interior_action_selection_fn=interior_fn,
       num_simulations=num_simulations, max_depth=max_depth,
       invalid_actions=invalid_actions,
       extra_data=action_selection.GumbelMuZeroExtraData(

@@ -159,54 +159,140 @@ def simulate(rng_key: chex.PRNGKey, tree: Tree, root_action_selection_fn,
 
   The walk stops at the first action whose child is not expanded yet, or
   when the next node would be at depth `max_depth`. The selection rules get
-  a distinct key per tree and depth, derived from `rng_key`.
+  a distinct key per tree and depth, derived from `rng_key`. When both are
+  marked by `action_selection.reads_one_node` and `rows_in_place` holds,
+  they get, on the CPU, a one-node view of the tree: node 0 holding the
+  rows of the node they select at, read by `node_rows`.
 
   Returns:
     parent `[B]` int32 and action `[B]` int32: the leaf edge of every tree.
   """
   batch_size = tree.node_visits.shape[0]
   batch_range = jnp.arange(batch_size)
+  # One tree reads its rows with dynamic slices, which XLA does not split.
+  one_node = batch_size > 1 and rows_in_place(tree) and all(
+      getattr(fn, "reads_one_node", False)
+      for fn in (root_action_selection_fn, interior_action_selection_fn))
+  roots = jnp.full((batch_size,), Tree.ROOT_INDEX, jnp.int32)
 
-  def select(selection_fn, node, depth=None):
+  def select(selection_fn, view, node, depth=None):
     """Applies a one-tree selection rule to every tree of the batch."""
     salt = batch_range if depth is None else depth * batch_size + batch_range
     keys = hashing.derive_keys(rng_key, salt)
-    args = (keys, tree, node) if depth is None else (keys, tree, node, depth)
+    args = (keys, view, node) if depth is None else (keys, view, node, depth)
     if batch_size == 1:  # One tree: no batch axis in its indexing at all.
       action = selection_fn(*jax.tree.map(lambda x: x[0], args))
       return jnp.asarray(action, jnp.int32)[None]
     return jnp.asarray(jax.vmap(selection_fn, axis_name=base.TREE_AXIS)(
         *args), jnp.int32)
 
-  def advance(node, action, depth):
-    next_node = tree.children_index[batch_range, node, action]
+  def view_at(node, rows):
+    """The tree and node indices `[B]` the rules read for `node`: a one-node
+    view of `rows` if any."""
+    return (tree, node) if rows is None else (tree.replace(**rows), roots)
+
+  def advance(view, at, action, depth):
+    next_node = view.children_index[batch_range, at, action]
     continuing = (next_node >= 0) & (depth < max_depth)
     return next_node, continuing
 
-  roots = jnp.full((batch_size,), Tree.ROOT_INDEX, jnp.int32)
-  action = select(root_action_selection_fn, roots)
+  # The root's rows are static slices, which XLA does not split.
+  view, at = view_at(roots, {f: getattr(tree, f)[:, :1]
+                            for f in _VIEW_FIELDS} if one_node else None)
+  action = select(root_action_selection_fn, view, at)
   depth = jnp.ones_like(roots)
-  next_node, continuing = advance(roots, action, depth)
+  next_node, continuing = advance(view, at, action, depth)
   start = _Walk(node=roots, action=action, next_node=next_node, depth=depth,
                 continuing=continuing)
 
-  def keep_walking(walk):
-    return jnp.any(walk.continuing)
-
-  def step(walk):
+  def step(walk, buffers):
     # A finished walk keeps its node, action and depth, so `advance` gives
     # it back its own next node and `continuing` (False) again.
     go = walk.continuing
     node = jnp.where(go, walk.next_node, walk.node)
-    action = jnp.where(go, select(interior_action_selection_fn, node,
+    rows = None
+    if buffers is not None:
+      rows, buffers = node_rows(tree, node, buffers)
+    view, at = view_at(node, rows)
+    action = jnp.where(go, select(interior_action_selection_fn, view, at,
                                   walk.depth), walk.action)
     depth = walk.depth + go
-    next_node, continuing = advance(node, action, depth)
+    next_node, continuing = advance(view, at, action, depth)
     return _Walk(node=node, action=action, next_node=next_node, depth=depth,
-                 continuing=continuing)
+                 continuing=continuing), buffers
 
-  end = while_levels(keep_walking, step, start)
+  def walk_on(platform):
+    """The walk's loop as lowered for `platform`; on the CPU the one-node
+    views are read through buffers (see `node_rows`)."""
+    def body(state):
+      for _ in range(LEVELS_PER_ITERATION[platform]):
+        state = step(*state)
+      return state
+
+    def run(start):
+      buffers = None
+      if one_node and platform == "cpu":
+        buffers = row_buffers(tree)
+      return jax.lax.while_loop(lambda state: jnp.any(state[0].continuing),
+                                body, (start, buffers))[0]
+    return run
+
+  end = jax.lax.platform_dependent(
+      start, **{platform: walk_on(platform)
+                for platform in LEVELS_PER_ITERATION})
   return end.node, end.action
+
+
+# The fields of a one-node view: the node's own rows of the `Tree` arrays.
+_VIEW_FIELDS = Tree.NODE_FIELDS + Tree.EDGE_FIELDS
+
+
+def node_rows(tree: Tree, node: chex.Array, buffers):
+  """The rows of the node and edge arrays at `node` `[B]`, written into
+  `buffers` (from `row_buffers`) in place and read back, each `[B, 1,
+  ...]`: XLA's CPU compiler never splits a fusion that ends in an in-place
+  update over threads (see `CPU_SPLIT_BYTES`).
+
+  Returns:
+    the rows as a dict by field name, and the updated buffers.
+  """
+  batch_range = jnp.arange(node.shape[0])
+  buffers = {f: jax.lax.dynamic_update_slice_in_dim(
+      buffers[f], getattr(tree, f)[batch_range, node][:, None], 0, axis=0)
+             for f in _VIEW_FIELDS}
+  return {f: b[:-1] for f, b in buffers.items()}, buffers
+
+
+def row_buffers(tree: Tree):
+  """Buffers for `node_rows`, `[B + 1, 1, ...]`: the spare row keeps the
+  update from covering the whole buffer, which XLA would turn into no
+  write at all."""
+  return {f: jnp.zeros((x.shape[0] + 1, 1) + x.shape[2:], x.dtype)
+          for f in _VIEW_FIELDS for x in (getattr(tree, f),)}
+
+
+# XLA's CPU compiler splits an operation over the cores when it estimates
+# that it reads or writes this many bytes, and counts a gather as reading
+# all of its array. On a few cores the hand-off costs more than a walk
+# level's gathers (4.8 instead of 0.4 us per level at B=16, 16 actions, 800
+# nodes: `benchmarks/cpu_split.py`).
+CPU_SPLIT_BYTES = 512 * 1024
+# Above this many bytes per row read (B x A numbers), a split gather's work
+# pays for the hand-off: B=256 with 362 actions (370 KiB) was 1.24x slower
+# through buffers, B=16 with 362 actions (23 KiB) 0.83-0.99x the time.
+CPU_ROWS_IN_PLACE_MAX_BYTES = 64 * 1024
+
+
+def rows_in_place(tree: Tree) -> bool:
+  """Whether a batched walk on the CPU should read its rows through
+  buffers (`node_rows`): when the edge arrays, which a selection rule
+  reads together, reach `CPU_SPLIT_BYTES` but a row read stays under
+  `CPU_ROWS_IN_PLACE_MAX_BYTES`. Below that size, the buffers' extra
+  updates cost more than they save."""
+  edges = [getattr(tree, f) for f in Tree.EDGE_FIELDS]
+  row_bytes = max(x.nbytes // x.shape[1] for x in edges)
+  return (sum(x.nbytes for x in edges) >= CPU_SPLIT_BYTES
+          and row_bytes < CPU_ROWS_IN_PLACE_MAX_BYTES)
 
 
 def expand(params, rng_key, tree: Tree, recurrent_fn, parent, action,

@@ -70,6 +70,14 @@ class Tree:
   root_invalid_actions: chex.Array
   extra_data: Any
 
+  # The per-node fields, `[B, N]`, and the per-edge ones, `[B, N, A]`.
+  NODE_FIELDS: ClassVar[tuple] = (
+      "node_visits", "raw_values", "node_values", "node_rewards",
+      "node_discounts", "parents", "action_from_parent")
+  EDGE_FIELDS: ClassVar[tuple] = (
+      "children_index", "children_prior_logits", "children_visits",
+      "children_qvalues")
+
   ROOT_INDEX: ClassVar[int] = 0
   NO_PARENT: ClassVar[int] = -1
   UNVISITED: ClassVar[int] = -1

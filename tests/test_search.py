@@ -167,10 +167,38 @@ def test_several_levels_per_loop_iteration_give_the_same_tree(
   one = jax.jit(fn)(params, key, root)
   search_module = sys.modules["mcts.search"]
   monkeypatch.setattr(search_module, "LEVELS_PER_ITERATION", dict(cpu=3))
+  jax.clear_caches()  # Or jit would reuse the program traced above.
   three = jax.jit(fn)(params, key, root)
   # Deeper than one iteration's 3 levels, or down to max_depth.
   assert _max_depth(one.search_tree) >= min(4, max_depth or 4)
   for x, y in zip(jax.tree.leaves(one), jax.tree.leaves(three)):
+    np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("policy,max_depth,kwargs", [
+    ("muzero_policy", None, {}), ("muzero_policy", 3, {}),
+    ("gumbel_muzero_policy", None, {}),
+    ("gumbel_muzero_policy", None, dict(max_num_considered_actions=3)),
+    ("muzero_policy", None,
+     dict(qtransform=functools.partial(mcts.qtransform_by_min_max,
+                                       min_value=-2.0, max_value=2.0)))])
+def test_rows_read_in_place_give_the_same_tree(policy, max_depth, kwargs,
+                                               monkeypatch):
+  # On the CPU, a batched walk over large trees reads each node's rows
+  # through in-place buffers and gives the rules a one-node view; here
+  # every tree counts as large.
+  _, fn, params, root = _random_search(policy, seed=5, batch=3, actions=6,
+                                       sims=30, max_depth=max_depth,
+                                       **kwargs)
+  key = jax.random.PRNGKey(9)
+  plain = jax.jit(fn)(params, key, root)
+  search_module = sys.modules["mcts.search"]
+  monkeypatch.setattr(search_module, "CPU_SPLIT_BYTES", 0)
+  assert search_module.rows_in_place(plain.search_tree)
+  jax.clear_caches()  # Or jit would reuse the program traced above.
+  in_place = jax.jit(fn)(params, key, root)
+  assert _max_depth(plain.search_tree) >= min(3, max_depth or 3)
+  for x, y in zip(jax.tree.leaves(plain), jax.tree.leaves(in_place)):
     np.testing.assert_array_equal(x, y)
 
 
