@@ -194,6 +194,7 @@ def test_rows_read_in_place_give_the_same_tree(policy, max_depth, kwargs,
   plain = jax.jit(fn)(params, key, root)
   search_module = sys.modules["mcts.search"]
   monkeypatch.setattr(search_module, "CPU_SPLIT_BYTES", 0)
+  monkeypatch.setattr(search_module, "schedulable_cores", lambda: 2)
   assert search_module.rows_in_place(plain.search_tree)
   jax.clear_caches()  # Or jit would reuse the program traced above.
   in_place = jax.jit(fn)(params, key, root)
