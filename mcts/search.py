@@ -8,7 +8,7 @@ Each of the `num_simulations` iterations of the outer loop
      nodes (one scatter per array);
   3. backs up: walks from the new leaves to the roots, updating the visit
      counts and mean values of the nodes on the path (a `while_loop` that
-     scatters `[B]` entries per level).
+     scatters `[B]` entries per level, or `[B, 8]` per 8 levels).
 The work per simulation is O(depth x A) per tree, independent of the tree's
 size, unlike carrying the whole tree through a vmapped loop.
 """
@@ -161,7 +161,7 @@ def simulate(rng_key: chex.PRNGKey, tree: Tree, root_action_selection_fn,
   The walk stops at the first action whose child is not expanded yet, or
   when the next node would be at depth `max_depth`. The selection rules get
   a distinct key per tree and depth, derived from `rng_key`. When both are
-  marked by `action_selection.reads_one_node` and `rows_in_place` holds,
+  marked by `action_selection.reads_one_node` and `avoid_cpu_splits` holds,
   they get, on the CPU, a one-node view of the tree: node 0 holding the
   rows of the node they select at, read by `node_rows`.
 
@@ -171,7 +171,7 @@ def simulate(rng_key: chex.PRNGKey, tree: Tree, root_action_selection_fn,
   batch_size = tree.node_visits.shape[0]
   batch_range = jnp.arange(batch_size)
   # One tree reads its rows with dynamic slices, which XLA does not split.
-  one_node = batch_size > 1 and rows_in_place(tree) and all(
+  one_node = batch_size > 1 and avoid_cpu_splits(tree) and all(
       getattr(fn, "reads_one_node", False)
       for fn in (root_action_selection_fn, interior_action_selection_fn))
   roots = jnp.full((batch_size,), Tree.ROOT_INDEX, jnp.int32)
@@ -284,14 +284,15 @@ CPU_SPLIT_BYTES = 512 * 1024
 CPU_ROWS_IN_PLACE_MAX_BYTES = 64 * 1024
 
 
-def rows_in_place(tree: Tree) -> bool:
-  """Whether a batched walk on the CPU should read its rows through
-  buffers (`node_rows`): when XLA would split the reads, that is when
+def avoid_cpu_splits(tree: Tree) -> bool:
+  """Whether a batched search on the CPU should work around XLA's splits
+  (the walk reads its rows through buffers, `node_rows`; the backup goes
+  in chunks, `backward_in_chunks`): when XLA would split, that is when
   this process may run on several cores (which XLA counts the same way)
   and the edge arrays, which a selection rule reads together, reach
   `CPU_SPLIT_BYTES`; and while a row read stays under
   `CPU_ROWS_IN_PLACE_MAX_BYTES`. Otherwise the buffers' extra updates cost
-  more than they save (5-15% with one core)."""
+  more than they save (the walk's buffers 5-15% with one core)."""
   edges = [getattr(tree, f) for f in Tree.EDGE_FIELDS]
   row_bytes = max(x.nbytes // x.shape[1] for x in edges)
   return (schedulable_cores() > 1
@@ -382,8 +383,90 @@ def _mask_new_node(prior_logits, invalid_actions):
           jnp.where(invalid, Tree.INVALID, Tree.UNVISITED))
 
 
+# Tree levels `backup_in_chunks` takes per `while_loop` iteration.
+BACKUP_CHUNK = 8
+
+
 def backward(tree: Tree, leaf: chex.Array) -> Tree:
-  """Backs the leaves' values up to the roots.
+  """Backs the leaves' values up to the roots (see `backward_by_level`).
+
+  On the CPU, batched trees for which `avoid_cpu_splits` holds go up in
+  chunks of levels (`backward_in_chunks`): each of a level's scatters into
+  a large tree array would be split over threads, a chunk's are split once.
+  """
+  if tree.node_visits.shape[0] > 1 and avoid_cpu_splits(tree):
+    return jax.lax.platform_dependent(tree, leaf, cpu=backward_in_chunks,
+                                      default=backward_by_level)
+  return backward_by_level(tree, leaf)
+
+
+def backward_in_chunks(tree: Tree, leaf: chex.Array) -> Tree:
+  """`backward_by_level`, `BACKUP_CHUNK` edges per loop iteration, whose
+  levels are vectorised: one gather or scatter per array for all of them.
+  The nodes of a path are distinct, so the updates of several levels do
+  not interfere."""
+  batch_size, num_nodes = tree.node_visits.shape
+  rows = jnp.arange(batch_size)[:, None]
+  root = Tree.ROOT_INDEX
+  levels = BACKUP_CHUNK
+
+  def not_at_root(state):
+    return jnp.any(state[0] != root)
+
+  def edges_up(node):
+    """The next `levels` edges above `node` `[B]`: child and parent, `[B,
+    levels]` each, both the root above the root."""
+    nodes = [node]
+    for _ in range(levels):
+      nodes.append(jnp.where(nodes[-1] != root,
+                             tree.parents[rows[:, 0], nodes[-1]], root))
+    return jnp.stack(nodes[:-1], axis=1), jnp.stack(nodes[1:], axis=1)
+
+  def some_levels(state):
+    # `node_value` is V(node), already updated.
+    node, value, node_value, visits, values, children_visits, qvalues = state
+    child, parent = edges_up(node)
+    active = child != root
+    action = jnp.maximum(tree.action_from_parent[rows, child], 0)
+    reward = tree.node_rewards[rows, child]
+    discount = tree.node_discounts[rows, child]
+    returns = []
+    for level in range(levels):
+      value = jnp.where(active[:, level],
+                        reward[:, level] + discount[:, level] * value, value)
+      returns.append(value)
+    returns = jnp.stack(returns, axis=1)
+    # Levels above the root write out of bounds (dropped), each to its own
+    # index so that the indices stay unique.
+    target = jnp.where(active, parent, num_nodes + jnp.arange(levels))
+    in_place = dict(mode="drop", unique_indices=True)
+    # As in `backward_by_level`, counts are read after the update.
+    visits = visits.at[rows, target].add(1, **in_place)
+    count = visits[rows, parent]
+    old_value = values[rows, parent]
+    parent_value = old_value + (returns - old_value) / count
+    child_value = jnp.concatenate([node_value[:, None], parent_value[:, :-1]],
+                                  axis=1)
+    values = values.at[rows, target].set(parent_value, **in_place)
+    children_visits = children_visits.at[rows, target, action].add(
+        1, **in_place)
+    qvalues = qvalues.at[rows, target, action].set(
+        reward + discount * child_value, **in_place)
+    return (parent[:, -1], value, parent_value[:, -1], visits, values,
+            children_visits, qvalues)
+
+  leaf_value = tree.node_values[rows[:, 0], leaf]
+  state = (leaf, leaf_value, leaf_value, tree.node_visits, tree.node_values,
+           tree.children_visits, tree.children_qvalues)
+  _, _, _, visits, values, children_visits, qvalues = jax.lax.while_loop(
+      not_at_root, some_levels, state)
+  return tree.replace(node_visits=visits, node_values=values,
+                      children_visits=children_visits,
+                      children_qvalues=qvalues)
+
+
+def backward_by_level(tree: Tree, leaf: chex.Array) -> Tree:
+  """Backs the leaves' values up to the roots, level by level.
 
   For each edge (parent, a) -> node on the path, from the leaf up:
     G <- r(parent, a) + discount(parent, a) * G

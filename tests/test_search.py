@@ -182,11 +182,11 @@ def test_several_levels_per_loop_iteration_give_the_same_tree(
     ("muzero_policy", None,
      dict(qtransform=functools.partial(mcts.qtransform_by_min_max,
                                        min_value=-2.0, max_value=2.0)))])
-def test_rows_read_in_place_give_the_same_tree(policy, max_depth, kwargs,
+def test_avoiding_cpu_splits_gives_the_same_tree(policy, max_depth, kwargs,
                                                monkeypatch):
-  # On the CPU, a batched walk over large trees reads each node's rows
-  # through in-place buffers and gives the rules a one-node view; here
-  # every tree counts as large.
+  # On the CPU, a batched search over large trees reads each node's rows
+  # through in-place buffers, gives the rules a one-node view, and backs up
+  # in chunks of levels; here every tree counts as large.
   _, fn, params, root = _random_search(policy, seed=5, batch=3, actions=6,
                                        sims=30, max_depth=max_depth,
                                        **kwargs)
@@ -195,7 +195,7 @@ def test_rows_read_in_place_give_the_same_tree(policy, max_depth, kwargs,
   search_module = sys.modules["mcts.search"]
   monkeypatch.setattr(search_module, "CPU_SPLIT_BYTES", 0)
   monkeypatch.setattr(search_module, "schedulable_cores", lambda: 2)
-  assert search_module.rows_in_place(plain.search_tree)
+  assert search_module.avoid_cpu_splits(plain.search_tree)
   jax.clear_caches()  # Or jit would reuse the program traced above.
   in_place = jax.jit(fn)(params, key, root)
   assert _max_depth(plain.search_tree) >= min(3, max_depth or 3)
