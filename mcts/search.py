@@ -383,7 +383,7 @@ def _mask_new_node(prior_logits, invalid_actions):
           jnp.where(invalid, Tree.INVALID, Tree.UNVISITED))
 
 
-# Tree levels `backup_in_chunks` takes per `while_loop` iteration.
+# Tree levels `backward_in_chunks` takes per `while_loop` iteration.
 BACKUP_CHUNK = 8
 
 
