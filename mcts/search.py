@@ -170,8 +170,7 @@ def simulate(rng_key: chex.PRNGKey, tree: Tree, root_action_selection_fn,
   """
   batch_size = tree.node_visits.shape[0]
   batch_range = jnp.arange(batch_size)
-  # One tree reads its rows with dynamic slices, which XLA does not split.
-  one_node = batch_size > 1 and avoid_cpu_splits(tree) and all(
+  one_node = avoid_cpu_splits(tree) and all(
       getattr(fn, "reads_one_node", False)
       for fn in (root_action_selection_fn, interior_action_selection_fn))
   roots = jnp.full((batch_size,), Tree.ROOT_INDEX, jnp.int32)
@@ -285,17 +284,18 @@ CPU_ROWS_IN_PLACE_MAX_BYTES = 64 * 1024
 
 
 def avoid_cpu_splits(tree: Tree) -> bool:
-  """Whether a batched search on the CPU should work around XLA's splits
-  (the walk reads its rows through buffers, `node_rows`; the backup goes
-  in chunks, `backward_in_chunks`): when XLA would split, that is when
-  this process may run on several cores (which XLA counts the same way)
-  and the edge arrays, which a selection rule reads together, reach
+  """Whether a search on the CPU should work around XLA's splits (the walk
+  reads its rows through buffers, `node_rows`; the backup goes in chunks,
+  `backward_in_chunks`). That is where XLA would split: for a batch of
+  trees (one tree's rows are dynamic slices, which XLA does not split), in
+  a process that may run on several cores (which XLA counts the same way),
+  once the edge arrays, which a selection rule reads together, reach
   `CPU_SPLIT_BYTES`; and while a row read stays under
   `CPU_ROWS_IN_PLACE_MAX_BYTES`. Otherwise the buffers' extra updates cost
   more than they save (the walk's buffers 5-15% with one core)."""
   edges = [getattr(tree, f) for f in Tree.EDGE_FIELDS]
   row_bytes = max(x.nbytes // x.shape[1] for x in edges)
-  return (schedulable_cores() > 1
+  return (tree.node_visits.shape[0] > 1 and schedulable_cores() > 1
           and sum(x.nbytes for x in edges) >= CPU_SPLIT_BYTES
           and row_bytes < CPU_ROWS_IN_PLACE_MAX_BYTES)
 
@@ -390,11 +390,11 @@ BACKUP_CHUNK = 8
 def backward(tree: Tree, leaf: chex.Array) -> Tree:
   """Backs the leaves' values up to the roots (see `backward_by_level`).
 
-  On the CPU, batched trees for which `avoid_cpu_splits` holds go up in
+  On the CPU, trees for which `avoid_cpu_splits` holds go up in
   chunks of levels (`backward_in_chunks`): each of a level's scatters into
   a large tree array would be split over threads, a chunk's are split once.
   """
-  if tree.node_visits.shape[0] > 1 and avoid_cpu_splits(tree):
+  if avoid_cpu_splits(tree):
     return jax.lax.platform_dependent(tree, leaf, cpu=backward_in_chunks,
                                       default=backward_by_level)
   return backward_by_level(tree, leaf)
