@@ -13,6 +13,7 @@ import jax.numpy as jnp
 from mcts import base
 from mcts import hashing
 from mcts import qtransforms
+from mcts import reductions
 from mcts import seq_halving
 from mcts.tree import Tree
 
@@ -42,9 +43,9 @@ def masked_argmax(to_argmax: chex.Array, invalid_actions: Any) -> chex.Array:
   num_actions = to_argmax.shape[-1]
   if base.reduce_in_one_pass(to_argmax):
     return jnp.argmax(to_argmax, axis=-1).astype(jnp.int32)
-  best = jnp.max(to_argmax, axis=-1, keepdims=True)
+  best = reductions.row_max(to_argmax)[..., None]
   index = jnp.arange(num_actions, dtype=jnp.int32)
-  first = jnp.min(jnp.where(to_argmax == best, index, num_actions), axis=-1)
+  first = reductions.row_min(jnp.where(to_argmax == best, index, num_actions))
   return jnp.minimum(first, num_actions - 1)  # NaN rows: the last action.
 
 
@@ -213,7 +214,8 @@ def softmax(logits: chex.Array) -> chex.Array:
   with its maximum and sum as one online reduction (Milakov & Gimelshein
   2018) where `base.reduce_in_one_pass` says so."""
   if not base.reduce_in_one_pass(logits):
-    return jax.nn.softmax(logits, axis=-1)
+    exp = jnp.exp(logits - reductions.row_max(logits)[..., None])
+    return exp / reductions.row_sum(exp)[..., None]
 
   def merge(a, b):
     (max_a, sum_a), (max_b, sum_b) = a, b

@@ -98,7 +98,7 @@ DEFAULT_LOOP_FN: LoopFn = jax.lax.fori_loop
 # one tree each.
 TREE_AXIS = "mcts_trees"
 
-# Below this many elements (`row.size` x trees, see `reduce_in_one_pass`),
+# Below this many elements (see `elements_across_trees`),
 # the selection rules reduce a row in one variadic reduction: an argmax as
 # one (value, index) reduction, a softmax's maximum and sum as one online
 # reduction, the children's statistics as one. On CPU that is one kernel
@@ -111,15 +111,21 @@ TREE_AXIS = "mcts_trees"
 ONE_PASS_BELOW = 64
 
 
-def reduce_in_one_pass(row: chex.Array) -> bool:
-  """Whether a selection rule should reduce `row` `[..., A]` along its last
-  axis in one variadic reduction: when `row.size` times the number of trees
-  `search` maps the rule over (1 outside a search) is below
-  `ONE_PASS_BELOW`."""
+def elements_across_trees(row: chex.Array) -> int:
+  """`row.size` times the number of trees `search` maps a selection rule
+  over (1 outside a search): how many elements a reduction of `row` touches
+  in all."""
   try:
     # psum of a Python constant is the axis size, a Python int (as
     # jax.lax.axis_size, which needs jax >= 0.6.1).
     num_trees = jax.lax.psum(1, TREE_AXIS)
   except NameError:
     num_trees = 1
-  return num_trees * row.size < ONE_PASS_BELOW
+  return num_trees * row.size
+
+
+def reduce_in_one_pass(row: chex.Array) -> bool:
+  """Whether a selection rule should reduce `row` `[..., A]` along its last
+  axis in one variadic reduction: when `elements_across_trees(row)` is below
+  `ONE_PASS_BELOW`."""
+  return elements_across_trees(row) < ONE_PASS_BELOW

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from mcts import base
+from mcts import reductions
 from mcts.tree import Tree
 
 
@@ -34,9 +35,9 @@ def qtransform_by_parent_and_siblings(tree: Tree, node_index: chex.Numeric, *,
   visited = tree.children_visits_at(node_index) > 0
   node_value = tree.node_values[node_index]
   low = jnp.minimum(node_value,
-                    jnp.min(jnp.where(visited, qvalues, node_value)))
+                    reductions.row_min(jnp.where(visited, qvalues, node_value)))
   high = jnp.maximum(node_value,
-                     jnp.max(jnp.where(visited, qvalues, node_value)))
+                     reductions.row_max(jnp.where(visited, qvalues, node_value)))
   completed = jnp.where(visited, qvalues, low)
   return (completed - low) / jnp.maximum(high - low, epsilon)
 
@@ -73,8 +74,8 @@ def _completed_range(completed, value, stats):
   """min and max `[..., 1]` of the completed Qs `[..., A]`: from the
   visited Qs' and the completing value where `stats` has them."""
   if stats.min_q is None:
-    return (jnp.min(completed, axis=-1, keepdims=True),
-            jnp.max(completed, axis=-1, keepdims=True))
+    return (reductions.row_min(completed)[..., None],
+            reductions.row_max(completed)[..., None])
   some_unvisited = stats.num_unvisited > 0
   low = jnp.where(some_unvisited, jnp.minimum(stats.min_q, value),
                   stats.min_q)
@@ -108,8 +109,9 @@ def children_stats(qvalues: chex.Array, visit_counts: chex.Array,
            jnp.where(visited, prior_probs, zero),
            jnp.where(visited, prior_probs * qvalues, zero))
   if not base.reduce_in_one_pass(qvalues):
-    reducers = (jnp.sum, jnp.max, jnp.sum, jnp.sum)
-    return ChildrenStats(*(r(t, axis=-1) for r, t in zip(reducers, terms)))
+    reducers = (reductions.row_sum, reductions.row_max, reductions.row_sum,
+                reductions.row_sum)
+    return ChildrenStats(*(r(t) for r, t in zip(reducers, terms)))
   terms += (jnp.where(visited, qvalues, jnp.inf),
             jnp.where(visited, qvalues, -jnp.inf),
             (~visited).astype(jnp.int32))

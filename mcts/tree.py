@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mcts import base
+from mcts import reductions
 
 
 @chex.dataclass(frozen=True)
@@ -175,7 +176,8 @@ def log_prior(logits: chex.Array,
   float."""
   if invalid is not None:
     logits = jnp.where(invalid, -jnp.inf, logits)
-  logp = jax.nn.log_softmax(logits, axis=-1)
+  shifted = logits - reductions.row_max(logits)[..., None]
+  logp = shifted - jnp.log(reductions.row_sum(jnp.exp(shifted)))[..., None]
   lowest = jnp.finfo(logp.dtype).min
   return jnp.maximum(logp, lowest)
 

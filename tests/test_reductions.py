@@ -1,0 +1,73 @@
+"""`mcts.reductions`: the folded row reductions against numpy, and the
+compiled CPU program they exist for."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mcts import reductions
+from mcts import tree as tree_lib
+
+WIDTHS = [1, 31, 32, 33, 64, 65, 181, 362, 1000]
+
+
+def _rows(width, dtype):
+  rng = np.random.default_rng(width)
+  if dtype == np.int32:
+    return rng.integers(-1000, 1000, (3, width)).astype(np.int32)
+  rows = rng.normal(0, 10, (3, width)).astype(np.float32)
+  rows[1, -1] = np.inf       # the element an odd fold leaves over
+  rows[2, 0] = -np.inf
+  return rows
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("dtype", [np.float32, np.int32])
+def test_row_extremes_equal_numpy(width, dtype):
+  rows = _rows(width, dtype)
+  np.testing.assert_array_equal(jax.jit(reductions.row_max)(rows),
+                                rows.max(-1))
+  np.testing.assert_array_equal(jax.jit(reductions.row_min)(rows),
+                                rows.min(-1))
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_row_sum_equals_numpy(width):
+  ints = _rows(width, np.int32)
+  np.testing.assert_array_equal(jax.jit(reductions.row_sum)(ints),
+                                ints.sum(-1))
+  floats = np.abs(_rows(width, np.float32)[:1])
+  np.testing.assert_allclose(jax.jit(reductions.row_sum)(floats),
+                             floats.astype(np.float64).sum(-1), rtol=1e-6)
+
+
+def test_fold_counts_every_element_once():
+  # Odd lengths at every fold (362 -> 181 -> 91 -> 46 -> 23): the element
+  # both halves share must be counted once.
+  for width in [362, 91, 33]:
+    folded = reductions.fold_in_halves(jnp.arange(width), jnp.add, 0)
+    assert folded.shape[-1] <= reductions.UNREWRITTEN_WIDTH
+    assert int(folded.sum()) == width * (width - 1) // 2
+
+
+def test_log_prior_equals_log_softmax():
+  logits = _rows(362, np.float32)[:1] % 7.0
+  invalid = np.zeros_like(logits, bool)
+  invalid[0, 5] = True
+  got = jax.jit(tree_lib.log_prior)(logits, invalid)
+  expected = jax.nn.log_softmax(np.where(invalid, -np.inf, logits), axis=-1)
+  np.testing.assert_allclose(got[~invalid], expected[~invalid], rtol=1e-5,
+                             atol=1e-6)
+  assert got[0, 5] == np.finfo(np.float32).min
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU compiler")
+def test_folded_reductions_compile_without_reduce_window():
+  # What the folding is for: XLA's CPU compiler turns a plain reduction of
+  # 362 elements into an unfused reduce-window, a folded one it keeps whole.
+  row = jnp.zeros((362,), jnp.float32)
+  plain = jax.jit(lambda r: jnp.sum(r) + jnp.max(r)).lower(row).compile()
+  folded = jax.jit(lambda r: reductions.row_sum(r) + reductions.row_max(r)
+                   ).lower(row).compile()
+  assert "reduce-window" in plain.as_text()
+  assert "reduce-window" not in folded.as_text()
