@@ -1,17 +1,22 @@
-"""Sums and extremes over a row's last axis `[..., A]`, written so that XLA's
-CPU compiler keeps them in one fused kernel.
+"""Sums, extremes and `any` over a row's last axis `[..., A]`, written so
+that XLA's CPU compiler emits them as one fused, vectorised kernel.
 
-XLA's CPU pipeline rewrites a reduction over more than 32 elements into a
-`reduce-window` of 32 followed by a reduction of the partial results
-(`TreeReductionRewriter`, for accuracy). The `reduce-window` is never fused:
-each such reduction becomes two or three kernels, and a selection rule over
-362 actions runs a dozen of them per tree level. Folding the row in halves
-first (`op(x[:m], x[m:])`, elementwise, fused) leaves at most 32 elements to
-reduce, which the rewriter leaves alone. Other platforms reduce as usual.
+Two rewrites in XLA's CPU pipeline cost a selection rule more than its
+arithmetic:
+  * a reduction over more than 32 elements becomes an unfused
+    `reduce-window` of 32 and a reduction of the partial results
+    (`TreeReductionRewriter`): two or three kernels each, a dozen extra per
+    tree level for a rule over 362 actions;
+  * a sum, max or min of at least 4096 floats goes to YNNPACK (`ynn_fusion`),
+    whose call cost 13 us per tree level for 256 rows of 16 actions,
+    against about 1 us for XLA's own kernel.
+Folding the row in halves first (`op(x[:m], x[m:])`, elementwise, fused
+into the reduction) until it is at most 32 wide and has fewer than 4096
+elements avoids both. Other platforms reduce as usual.
 
-Folding pays for small rows only (`FOLD_BELOW`): one tree of 362 actions
-searched 1.15-1.6x faster, 16 trees 1.04-1.12x; with 64 trees it was
-mixed (0.93-1.06x) and with 256 trees 1.1x slower than XLA's rewrite.
+Interleaved A/B on 2 cores, same trees: one tree of 362 actions searched
+1.6-1.8x faster, 256 trees 1.05-1.25x; 64-128 trees of 362 actions were
+within 3%.
 """
 
 import chex
@@ -23,17 +28,27 @@ from mcts import base
 # XLA's `TreeReductionRewriter` window on the CPU: reductions over at most
 # this many elements are not rewritten.
 UNREWRITTEN_WIDTH = 32
+# From this many elements on, XLA's CPU compiler hands float reductions to
+# YNNPACK.
+YNNPACK_ELEMENTS = 4096
 
-# Rows are folded when they have fewer elements than this across all trees
-# (`base.elements_across_trees`).
-FOLD_BELOW = 8192
+
+def folded_width(width: int, elements: int) -> int:
+  """The width a row of `width` is folded to when a reduction of it touches
+  `elements` in all: at most `UNREWRITTEN_WIDTH`, and halved until the
+  folded rows have fewer than `YNNPACK_ELEMENTS` elements."""
+  rows = elements // width
+  while width > UNREWRITTEN_WIDTH or (width > 1 and
+                                      rows * width >= YNNPACK_ELEMENTS):
+    width = (width + 1) // 2
+  return width
 
 
-def fold_in_halves(row: chex.Array, op, identity) -> chex.Array:
-  """`row` `[..., A]` folded to `[..., m]`, m <= 32, by `op` of its two
-  halves, repeatedly; for an odd length the halves overlap by one element,
-  which the second half replaces by `identity`."""
-  while row.shape[-1] > UNREWRITTEN_WIDTH:
+def fold_in_halves(row: chex.Array, op, identity, width: int) -> chex.Array:
+  """`row` `[..., A]` folded to `[..., width]` by `op` of its two halves,
+  repeatedly; for an odd length the halves overlap by one element, which
+  the second half replaces by `identity`."""
+  while row.shape[-1] > width:
     num = row.shape[-1]
     half = (num + 1) // 2
     second = row[..., num - half:]
@@ -44,12 +59,12 @@ def fold_in_halves(row: chex.Array, op, identity) -> chex.Array:
 
 
 def _reduce(row, op, identity, reducer):
-  if (row.shape[-1] <= UNREWRITTEN_WIDTH
-      or base.elements_across_trees(row) >= FOLD_BELOW):
-    return reducer(row, axis=-1)
-  folded = lambda r: reducer(fold_in_halves(r, op, identity), axis=-1)
-  return jax.lax.platform_dependent(
-      row, cpu=folded, default=lambda r: reducer(r, axis=-1))
+  width = folded_width(row.shape[-1], base.elements_across_trees(row))
+  plain = lambda r: reducer(r, axis=-1)
+  if width == row.shape[-1]:
+    return plain(row)
+  folded = lambda r: plain(fold_in_halves(r, op, identity, width))
+  return jax.lax.platform_dependent(row, cpu=folded, default=plain)
 
 
 def row_sum(row: chex.Array) -> chex.Array:
@@ -69,3 +84,8 @@ def row_min(row: chex.Array) -> chex.Array:
   high = (jnp.inf if jnp.issubdtype(row.dtype, jnp.floating)
           else jnp.iinfo(row.dtype).max)
   return _reduce(row, jnp.minimum, high, jnp.min)
+
+
+def row_any(row: chex.Array) -> chex.Array:
+  """`any(row, axis=-1)` `[...]` of a bool row."""
+  return _reduce(row, jnp.logical_or, False, jnp.any)

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from mcts import base
 from mcts import checks
 from mcts import hashing
+from mcts import reductions
 from mcts.tree import Tree, init_tree, log_prior, with_new_root
 
 
@@ -233,8 +234,9 @@ def simulate(rng_key: chex.PRNGKey, tree: Tree, root_action_selection_fn,
       buffers = None
       if one_node and platform == "cpu":
         buffers = row_buffers(tree)
-      return jax.lax.while_loop(lambda state: jnp.any(state[0].continuing),
-                                body, (start, buffers))[0]
+      return jax.lax.while_loop(
+          lambda state: reductions.row_any(state[0].continuing), body,
+          (start, buffers))[0]
     return run
 
   end = jax.lax.platform_dependent(
@@ -411,7 +413,7 @@ def backward_in_chunks(tree: Tree, leaf: chex.Array) -> Tree:
   levels = BACKUP_CHUNK
 
   def not_at_root(state):
-    return jnp.any(state[0] != root)
+    return reductions.row_any(state[0] != root)
 
   def edges_up(node):
     """The next `levels` edges above `node` `[B]`: child and parent, `[B,
@@ -483,7 +485,7 @@ def backward_by_level(tree: Tree, leaf: chex.Array) -> Tree:
   batch_range = jnp.arange(batch_size)
 
   def not_at_root(state):
-    return jnp.any(state[0] != Tree.ROOT_INDEX)
+    return reductions.row_any(state[0] != Tree.ROOT_INDEX)
 
   def one_level(state):
     # `node_value` is V(node), already updated: each array is read at one

@@ -42,12 +42,20 @@ def test_row_sum_equals_numpy(width):
 
 
 def test_fold_counts_every_element_once():
-  # Odd lengths at every fold (362 -> 181 -> 91 -> 46 -> 23): the element
-  # both halves share must be counted once.
+  # Odd lengths at every fold (362 -> 181 -> 91 -> 46 -> 23 -> 12): the
+  # element both halves share must be counted once.
   for width in [362, 91, 33]:
-    folded = reductions.fold_in_halves(jnp.arange(width), jnp.add, 0)
-    assert folded.shape[-1] <= reductions.UNREWRITTEN_WIDTH
+    folded = reductions.fold_in_halves(jnp.arange(width), jnp.add, 0, 12)
+    assert folded.shape[-1] <= 12
     assert int(folded.sum()) == width * (width - 1) // 2
+
+
+def test_folded_width_avoids_both_rewrites():
+  assert reductions.folded_width(16, 16) == 16        # nothing to avoid
+  assert reductions.folded_width(362, 362) == 23      # <= 32 wide
+  assert reductions.folded_width(16, 256 * 16) == 8   # < 4096 elements
+  assert reductions.folded_width(362, 256 * 362) == 12
+  assert reductions.folded_width(3, 8192 * 3) == 1
 
 
 def test_log_prior_equals_log_softmax():
@@ -61,13 +69,26 @@ def test_log_prior_equals_log_softmax():
   assert got[0, 5] == np.finfo(np.float32).min
 
 
+def test_row_any_equals_numpy():
+  rows = np.zeros((3, 300), bool)
+  rows[1, 299] = True
+  rows[2, 150] = True
+  np.testing.assert_array_equal(jax.jit(reductions.row_any)(rows),
+                                [False, True, True])
+
+
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU compiler")
-def test_folded_reductions_compile_without_reduce_window():
+@pytest.mark.parametrize("shape, rewrite", [((362,), "reduce-window"),
+                                            ((256, 16), "ynn_fusion")])
+def test_folded_reductions_compile_without_rewrites(shape, rewrite):
   # What the folding is for: XLA's CPU compiler turns a plain reduction of
-  # 362 elements into an unfused reduce-window, a folded one it keeps whole.
-  row = jnp.zeros((362,), jnp.float32)
-  plain = jax.jit(lambda r: jnp.sum(r) + jnp.max(r)).lower(row).compile()
+  # 362 elements into an unfused reduce-window, and one of 4096 floats into
+  # a YNNPACK call; a folded one it keeps as its own fused kernel.
+  row = jnp.zeros(shape, jnp.float32)
+  plain = jax.jit(lambda r: jnp.sum(r, -1) + jnp.max(r, -1)
+                  ).lower(row).compile()
   folded = jax.jit(lambda r: reductions.row_sum(r) + reductions.row_max(r)
                    ).lower(row).compile()
-  assert "reduce-window" in plain.as_text()
-  assert "reduce-window" not in folded.as_text()
+  if rewrite not in plain.as_text():
+    pytest.skip(f"this XLA does not emit {rewrite} for a plain reduction")
+  assert rewrite not in folded.as_text()
