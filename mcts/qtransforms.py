@@ -34,10 +34,9 @@ def qtransform_by_parent_and_siblings(tree: Tree, node_index: chex.Numeric, *,
   qvalues = tree.qvalues(node_index)
   visited = tree.children_visits_at(node_index) > 0
   node_value = tree.node_values[node_index]
-  low = jnp.minimum(node_value,
-                    reductions.row_min(jnp.where(visited, qvalues, node_value)))
-  high = jnp.maximum(node_value,
-                     reductions.row_max(jnp.where(visited, qvalues, node_value)))
+  visited_or_node = jnp.where(visited, qvalues, node_value)
+  low = jnp.minimum(node_value, reductions.row_min(visited_or_node))
+  high = jnp.maximum(node_value, reductions.row_max(visited_or_node))
   completed = jnp.where(visited, qvalues, low)
   return (completed - low) / jnp.maximum(high - low, epsilon)
 

@@ -17,8 +17,8 @@ it per platform (`jax.lax.platform_dependent` per reduction) made a Gumbel
 search take 1.5x as long to compile.
 
 Interleaved A/B on 2 cores, same trees: one tree of 362 actions searched
-1.6-1.8x faster, 256 trees 1.05-1.25x; 64-128 trees of 362 actions were
-within 3%.
+1.6-1.8x faster, 256 trees 1.05-1.25x; 64-128 trees of 362 actions took
+0.92-1.11x the time, within this machine's noise.
 """
 
 import chex

@@ -56,8 +56,9 @@ def search(
       action` for one tree, used below the root.
     num_simulations: the number of simulations (a Python int >= 1).
     max_depth: the deepest a simulation goes (default: capacity - 1, which
-      is `num_simulations` for a fresh tree); a leaf at this depth is evaluated again instead of expanded, its value
-      becoming the mean of its evaluations.
+      is `num_simulations` for a fresh tree); a leaf at this depth is
+      evaluated again instead of expanded, its value becoming the mean of
+      its evaluations.
     invalid_actions: `[B, A]`, 1 (or True) for actions invalid at the root.
     extra_data: a pytree of `[B, ...]` arrays stored in `tree.extra_data`.
     loop_fn: the loop over simulations, e.g. `jax.lax.fori_loop` or
