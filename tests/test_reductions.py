@@ -16,7 +16,7 @@ def _rows(width, dtype):
   if dtype == np.int32:
     return rng.integers(-1000, 1000, (3, width)).astype(np.int32)
   rows = rng.normal(0, 10, (3, width)).astype(np.float32)
-  rows[1, -1] = np.inf       # the element an odd fold leaves over
+  rows[1, -1] = np.inf       # extremes at both ends of a row
   rows[2, 0] = -np.inf
   return rows
 
