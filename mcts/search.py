@@ -135,15 +135,19 @@ def while_levels(cond_fn, level_fn, state):
   """`lax.while_loop(cond_fn, level_fn, state)` for a `level_fn` that leaves
   finished trees unchanged, taking `LEVELS_PER_ITERATION` levels per
   iteration for the platform it is lowered for."""
-  def loop(levels):
-    def body(state):
-      for _ in range(levels):
-        state = level_fn(state)
-      return state
-    return lambda state: jax.lax.while_loop(cond_fn, body, state)
   return jax.lax.platform_dependent(
-      state, **{platform: loop(levels)
+      state, **{platform: levels_loop(cond_fn, level_fn, levels)
                 for platform, levels in LEVELS_PER_ITERATION.items()})
+
+
+def levels_loop(cond_fn, level_fn, levels: int):
+  """`state -> lax.while_loop(cond_fn, body, state)` whose body applies
+  `level_fn` `levels` times."""
+  def body(state):
+    for _ in range(levels):
+      state = level_fn(state)
+    return state
+  return lambda state: jax.lax.while_loop(cond_fn, body, state)
 
 
 @chex.dataclass(frozen=True)
@@ -224,20 +228,18 @@ def simulate(rng_key: chex.PRNGKey, tree: Tree, root_action_selection_fn,
                  continuing=continuing), buffers
 
   def walk_on(platform):
-    """The walk's loop as lowered for `platform`; on the CPU the one-node
-    views are read through buffers (see `node_rows`)."""
-    def body(state):
-      for _ in range(LEVELS_PER_ITERATION[platform]):
-        state = step(*state)
-      return state
+    """The walk's loop as lowered for `platform` (as `while_levels`, with
+    buffers carried along: on the CPU the one-node views are read through
+    them, see `node_rows`)."""
+    loop = levels_loop(lambda state: reductions.row_any(state[0].continuing),
+                       lambda state: step(*state),
+                       LEVELS_PER_ITERATION[platform])
 
     def run(start):
       buffers = None
       if one_node and platform == "cpu":
         buffers = row_buffers(tree)
-      return jax.lax.while_loop(
-          lambda state: reductions.row_any(state[0].continuing), body,
-          (start, buffers))[0]
+      return loop((start, buffers))[0]
     return run
 
   end = jax.lax.platform_dependent(
