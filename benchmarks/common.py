@@ -87,6 +87,27 @@ def pin_to_cores(num_cores: int):
   os.sched_setaffinity(0, allowed[:num_cores])
 
 
+def set_cpu_small_loop_bytes(num_bytes: int):
+  """Sets XLA's CPU threshold for compiling a while loop as one function.
+
+  XLA's CPU compiler turns a while loop that touches fewer than this many
+  bytes per iteration (by its cost model; default 1024) and holds no
+  scatter, sort or custom call into a single compiled function, instead of
+  launching each of its kernels separately. The option is read from
+  `XLA_FLAGS` when JAX starts its backends, and holds for every program of
+  the process.
+  """
+  if jax._src.xla_bridge.backends_are_initialized():  # pylint: disable=protected-access
+    raise RuntimeError(
+        "set_cpu_small_loop_bytes must run before JAX starts its backends")
+  if num_bytes < 1:
+    raise ValueError(f"num_bytes must be >= 1, got {num_bytes}")
+  os.environ["XLA_FLAGS"] = " ".join(filter(None, [
+      os.environ.get("XLA_FLAGS"),
+      "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold="
+      f"{num_bytes}"]))
+
+
 def environment() -> dict:
   """jax version, device, date and command line, for the results file."""
   device = jax.devices()[0]
@@ -95,6 +116,7 @@ def environment() -> dict:
       device=f"{device.platform}: {device.device_kind}",
       num_devices=jax.device_count(),
       cpu_threads=len(os.sched_getaffinity(0)),
+      xla_flags=os.environ.get("XLA_FLAGS", ""),
       date=datetime.datetime.now(datetime.timezone.utc).isoformat(
           timespec="seconds"),
       command=" ".join(_main_command() + sys.argv[1:]))

@@ -79,6 +79,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                  help="pin the process to this many CPU cores before JAX "
                  "starts, so that XLA's CPU client runs with that many "
                  "threads (both libraries alike); default: all cores")
+  p.add_argument("--cpu-small-loop-bytes", type=int,
+                 help="before JAX starts, raise XLA's CPU threshold for "
+                 "compiling a while loop as one function (bytes touched per "
+                 "iteration, default 1024) to this, for both libraries alike")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--out", default="bench_results/throughput.json",
                  help="JSON results file ('' to skip)")
@@ -330,6 +334,8 @@ def main(argv=None):
   args = parse_args(argv)
   if args.cpu_threads:
     common.pin_to_cores(args.cpu_threads)
+  if args.cpu_small_loop_bytes:
+    common.set_cpu_small_loop_bytes(args.cpu_small_loop_bytes)
   libs = load_libraries(args.no_mctx)
   env = common.environment()
   print(f"jax {env['jax_version']} on {env['device']} "
