@@ -334,7 +334,7 @@ def main(argv=None):
   args = parse_args(argv)
   if args.cpu_threads:
     common.pin_to_cores(args.cpu_threads)
-  if args.cpu_small_loop_bytes:
+  if args.cpu_small_loop_bytes is not None:
     common.set_cpu_small_loop_bytes(args.cpu_small_loop_bytes)
   libs = load_libraries(args.no_mctx)
   env = common.environment()
