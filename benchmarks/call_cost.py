@@ -27,7 +27,8 @@ from benchmarks import throughput
 
 
 def timers(module, cell, model, rng_key):
-  """{name: () -> seconds} for `module` on `cell`."""
+  """{name: rng_key -> seconds} for `module` on `cell`, and the number of
+  arrays in its `PolicyOutput`."""
   root = models.root_output(module, model, rng_key, cell.batch)
   search = throughput.search_fn(module, cell, model)
   one_simulation = throughput.search_fn(
@@ -45,8 +46,8 @@ def timers(module, cell, model, rng_key):
   for name, fn in fns.items():
     compiled, _ = common.compile_timed(fn, model.params, rng_key, root)
     common.timed(compiled, model.params, rng_key, root)  # Warm-up.
-    result[name] = (lambda c=compiled: common.timed(
-        c, model.params, rng_key, root)[1])
+    result[name] = (lambda key, c=compiled: common.timed(
+        c, model.params, key, root)[1])
   return result, len(jax.tree_util.tree_leaves(shapes))
 
 
@@ -64,19 +65,16 @@ def main(argv=None):
   model = throughput.get_model("tiny", args.actions, 0)
   rng_key = jax.random.PRNGKey(0)
   libs = throughput.load_libraries(no_mctx=False)
-  all_timers, rows = {}, []
+  all_timers = {}
   for lib, module in libs.items():
     lib_timers, num_outputs = timers(module, cell, model, rng_key)
     print(f"{lib}: PolicyOutput has {num_outputs} arrays")
     all_timers.update({(lib, name): t for name, t in lib_timers.items()})
-  times = {key: [] for key in all_timers}
-  for i in range(args.repeats):
-    order = list(all_timers) if i % 2 == 0 else list(reversed(all_timers))
-    for key in order:
-      times[key].append(all_timers[key]())
-  for (lib, name), ts in times.items():
-    rows.append([lib, name, common.fmt(1e3 * np.median(ts), ".3f"),
-                 common.fmt(1e3 * np.min(ts), ".3f")])
+  times = throughput.interleaved_times(
+      all_timers, list(jax.random.split(rng_key, args.repeats)))
+  rows = [[lib, name, common.fmt(1e3 * np.median(ts), ".3f"),
+           common.fmt(1e3 * np.min(ts), ".3f")]
+          for (lib, name), ts in times.items()]
   print(f"{cell.label()}, {args.repeats} interleaved repeats")
   print(common.format_table(["library", "call", "median ms", "min ms"], rows))
 

@@ -71,6 +71,13 @@ def format_table(header: Sequence[str], rows: List[Sequence[str]],
                    + [line(r) for r in rows])
 
 
+def _require_backends_not_started(caller: str):
+  """Raises if JAX has started its backends, which read the process's CPU
+  cores and `XLA_FLAGS` once."""
+  if jax._src.xla_bridge.backends_are_initialized():  # pylint: disable=protected-access
+    raise RuntimeError(f"{caller} must run before JAX starts its backends")
+
+
 def pin_to_cores(num_cores: int):
   """Restricts this process to its first `num_cores` allowed CPU cores.
 
@@ -78,8 +85,7 @@ def pin_to_cores(num_cores: int):
   the cores it may use: XLA then runs a program's independent operations
   on that many threads.
   """
-  if jax._src.xla_bridge.backends_are_initialized():  # pylint: disable=protected-access
-    raise RuntimeError("pin_to_cores must run before JAX starts its backends")
+  _require_backends_not_started("pin_to_cores")
   allowed = sorted(os.sched_getaffinity(0))
   if not 1 <= num_cores <= len(allowed):
     raise ValueError(f"num_cores must be in [1, {len(allowed)}], got "
@@ -97,9 +103,7 @@ def set_cpu_small_loop_bytes(num_bytes: int):
   `XLA_FLAGS` when JAX starts its backends, and holds for every program of
   the process.
   """
-  if jax._src.xla_bridge.backends_are_initialized():  # pylint: disable=protected-access
-    raise RuntimeError(
-        "set_cpu_small_loop_bytes must run before JAX starts its backends")
+  _require_backends_not_started("set_cpu_small_loop_bytes")
   if num_bytes < 1:
     raise ValueError(f"num_bytes must be >= 1, got {num_bytes}")
   os.environ["XLA_FLAGS"] = " ".join(filter(None, [
