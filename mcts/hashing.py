@@ -4,7 +4,9 @@
 draw; inside a walk that takes a step per tree level that dominates small
 searches. Here keys for the walk's steps are derived from one key per
 simulation by an integer mix (Wellons' lowbias32), and tie-breaking noise is
-hashed from a key's bits. The derived keys are ordinary PRNG keys: a
+hashed from a key's bits. The search and the policies split their keys the
+same way (`split`); noise that a user sees (Dirichlet, Gumbel, sampled
+actions) is still drawn by `jax.random` from such keys. The derived keys are ordinary PRNG keys: a
 selection rule may still use them with `jax.random`.
 """
 import chex
@@ -35,6 +37,13 @@ def derive_keys(key: chex.PRNGKey, salt: chex.Array) -> chex.Array:
   if _is_typed(key):
     return jax.random.wrap_key_data(new, impl=jax.random.key_impl(key))
   return new
+
+
+def split(key: chex.PRNGKey, num: int) -> chex.Array:
+  """`num` new keys `[num, key]`, as `jax.random.split(key, num)` but by
+  `derive_keys`: on the CPU `jax.random.split` runs threefry as a rolled
+  loop, whose kernels XLA compiles and launches once per search."""
+  return derive_keys(key, jnp.arange(num, dtype=jnp.uint32))
 
 
 def uniform_from_key(key: chex.PRNGKey, num: int) -> chex.Array:

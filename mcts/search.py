@@ -95,8 +95,9 @@ def search(
     max_depth = capacity - 1
   embedding_dtypes = jax.tree.map(lambda e: e.dtype, root.embedding)
   batch_range = jnp.arange(batch_size)
-  # All keys drawn up front: one threefry call instead of one per simulation.
-  keys = jax.random.split(rng_key, (num_simulations, 2))
+  # All keys derived up front, by an integer mix (no threefry loop).
+  keys = hashing.split(rng_key, 2 * num_simulations).reshape(
+      (num_simulations, 2) + rng_key.shape)
 
   # A kept tree, or one given less room than simulations, can fill up.
   can_fill_up = tree_given or capacity < num_simulations + 1

@@ -53,10 +53,18 @@ def test_sampled_search_finds_the_best_sampled_arm(policy):
     np.testing.assert_array_equal(out.action_index, best)
     np.testing.assert_array_equal(np.argmax(out.action_weights, -1), best)
   else:
-    # pUCT's most visited arm has a small regret (3% of the rewards' range;
-    # its normalised Q-values cannot split closer arms in 256 simulations).
-    chosen = rewards[np.arange(batch), out.action_index]
-    assert np.all(chosen >= rewards.max(1) - 0.05), (chosen, rewards.max(1))
+    # pUCT has no such guarantee here: unvisited arms get the lowest Q, so
+    # the arm its tie-breaks try first tends to keep the visits (over 16
+    # keys its pick's regret ranged from 0 to 1.38 of a 1.56 range). Its
+    # statistics are exact: Q(a) = r(a) for every visited arm (discount 0),
+    # and it acts with its most visited arm (temperature 0).
+    tree = out.search_tree
+    visits = np.asarray(tree.summary().visit_counts)
+    visited = visits > 0
+    np.testing.assert_allclose(np.asarray(tree.summary().qvalues)[visited],
+                               rewards[visited], rtol=1e-6)
+    np.testing.assert_array_equal(visits.sum(1), 256)
+    np.testing.assert_array_equal(out.action_index, np.argmax(visits, 1))
 
 
 def test_sampled_search_controls_the_point_mass():
