@@ -173,7 +173,7 @@ def considered_root_view(tree: Tree, actions: chex.Array) -> Tree:
   return tree.replace(
       **{f: getattr(tree, f)[root:root + 1] for f in Tree.NODE_FIELDS},
       **{f: getattr(tree, f)[root][actions][None] for f in Tree.EDGE_FIELDS},
-      root_invalid_actions=tree.root_invalid_actions[actions].at[-1].set(1),
+      root_invalid_actions=tree.root_invalid_actions[actions].at[-1].set(True),
       extra_data=tree.extra_data.replace(
           root_gumbel=tree.extra_data.root_gumbel[actions],
           root_considered=None))
