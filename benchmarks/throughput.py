@@ -162,15 +162,21 @@ def mctx_skip_reason(cell: Cell, history: Dict[Cell, Optional[float]],
   return None
 
 
-def mean_max_depth(tree) -> float:
-  """Mean over the batch of the deepest node's depth (parents come first)."""
+def node_depths(tree) -> np.ndarray:
+  """`[B, N]` depth of every node of `tree` (0 for the root and unused
+  nodes; parents come before their children)."""
   parents = np.asarray(tree.parents)
-  depth = np.zeros(parents.shape, np.int32)
+  depth = np.zeros(parents.shape, np.int64)
   rows = np.arange(parents.shape[0])
   for n in range(1, parents.shape[1]):
-    visited = parents[:, n] >= 0
-    depth[:, n] = np.where(visited, depth[rows, parents[:, n]] + 1, 0)
-  return float(depth.max(axis=1).mean())
+    used = parents[:, n] >= 0
+    depth[:, n] = np.where(used, depth[rows, parents[:, n]] + 1, 0)
+  return depth
+
+
+def mean_max_depth(tree) -> float:
+  """Mean over the batch of the deepest node's depth."""
+  return float(node_depths(tree).max(axis=1).mean())
 
 
 def bench_cell(cell: Cell, libs, args, mctx_history) -> dict:
