@@ -5,9 +5,9 @@ draw; inside a walk that takes a step per tree level that dominates small
 searches. Here keys for the walk's steps are derived from one key per
 simulation by an integer mix (Wellons' lowbias32), and tie-breaking noise is
 hashed from a key's bits. The search and the policies split their keys the
-same way (`split`); noise that a user sees (Dirichlet, Gumbel, sampled
-actions) is still drawn by `jax.random` from such keys. The derived keys are ordinary PRNG keys: a
-selection rule may still use them with `jax.random`.
+same way (`split`). The derived keys are ordinary PRNG keys: a selection
+rule may still use them with `jax.random`, and the noise a user sees
+(Dirichlet, Gumbel, sampled actions) is still drawn by `jax.random`.
 """
 import chex
 import jax
