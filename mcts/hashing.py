@@ -4,10 +4,11 @@
 draw; inside a walk that takes a step per tree level that dominates small
 searches. Here keys for the walk's steps are derived from one key per
 simulation by an integer mix (Wellons' lowbias32), and tie-breaking noise is
-hashed from a key's bits. The search and the policies split their keys the
+hashed from a key's bits. The search splits its per-simulation keys the
 same way (`split`). The derived keys are ordinary PRNG keys: a selection
-rule may still use them with `jax.random`, and the noise a user sees
-(Dirichlet, Gumbel, sampled actions) is still drawn by `jax.random`.
+rule may still use them with `jax.random`. The policies split their own key
+with `jax.random.split`, as mctx does, so that the same key draws the same
+noise (Dirichlet, Gumbel) and samples the same action as there.
 """
 import chex
 import jax

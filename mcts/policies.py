@@ -9,7 +9,6 @@ import jax.numpy as jnp
 from mcts import action_selection
 from mcts import base
 from mcts import checks
-from mcts import hashing
 from mcts import qtransforms
 from mcts import seq_halving
 from mcts.search import search
@@ -56,7 +55,8 @@ def muzero_policy(
     probabilities, search_tree.
   """
   checks.check_search_args(root, num_simulations, max_depth, invalid_actions)
-  rng_key, dirichlet_key, search_key = hashing.split(rng_key, 3)
+  # Split as mctx does: the same key gives the same noise and action.
+  rng_key, dirichlet_key, search_key = jax.random.split(rng_key, 3)
   root = root.replace(prior_logits=noisy_root_logits(
       dirichlet_key, root.prior_logits, invalid_actions,
       dirichlet_fraction=dirichlet_fraction, dirichlet_alpha=dirichlet_alpha))
@@ -122,7 +122,8 @@ def gumbel_muzero_policy(
   if tree is not None:
     prior_visits = tree.children_visits_at(
         jnp.zeros(root.value.shape, jnp.int32))
-  rng_key, gumbel_key = hashing.split(rng_key, 2)
+  # Split as mctx does: the same key gives the same Gumbel noise.
+  rng_key, gumbel_key = jax.random.split(rng_key)
   gumbel = gumbel_scale * jax.random.gumbel(
       gumbel_key, shape=root.prior_logits.shape, dtype=root.prior_logits.dtype)
   considered = None

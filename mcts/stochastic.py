@@ -39,7 +39,6 @@ import jax.numpy as jnp
 from mcts import action_selection
 from mcts import base
 from mcts import checks
-from mcts import hashing
 from mcts import policies
 from mcts import qtransforms
 from mcts.search import search
@@ -169,7 +168,8 @@ def stochastic_muzero_policy(
   """
   checks.check_search_args(root, num_simulations, max_depth, invalid_actions)
   batch_size, num_actions = root.prior_logits.shape
-  rng_key, dirichlet_key, search_key = hashing.split(rng_key, 3)
+  # Split as mctx does: the same key gives the same noise and action.
+  rng_key, dirichlet_key, search_key = jax.random.split(rng_key, 3)
   root_logits = policies.noisy_root_logits(
       dirichlet_key, root.prior_logits, invalid_actions,
       dirichlet_fraction=dirichlet_fraction, dirichlet_alpha=dirichlet_alpha)
