@@ -28,7 +28,8 @@ def _bandit_fn(target):
 
 
 @pytest.mark.parametrize("policy", ["gumbel", "muzero"])
-def test_sampled_search_finds_the_best_sampled_arm(policy):
+def test_sampled_search_on_a_one_step_bandit(policy):
+  """Gumbel finds the best sampled arm; pUCT keeps exact statistics."""
   batch, target = 3, 0.3
   samples = jax.random.uniform(jax.random.PRNGKey(0), (batch, K, 1),
                                minval=-1.0, maxval=1.0)
