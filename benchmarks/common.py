@@ -1,5 +1,6 @@
 """Shared helpers for the benchmarks: timing, sizes, tables, metadata."""
 import datetime
+import json
 import math
 import os
 import statistics
@@ -110,6 +111,13 @@ def set_cpu_small_loop_bytes(num_bytes: int):
       os.environ.get("XLA_FLAGS"),
       "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold="
       f"{num_bytes}"]))
+
+
+def write_json(path: str, results: dict):
+  """Writes `results` to `path` as indented JSON, creating its folder."""
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  with open(path, "w") as f:
+    json.dump(results, f, indent=1)
 
 
 def environment() -> dict:

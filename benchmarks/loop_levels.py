@@ -10,8 +10,6 @@ value on the current default device, next to mctx, interleaved (median of
 """
 import argparse
 import importlib
-import json
-import os
 
 import jax
 import numpy as np
@@ -90,9 +88,7 @@ def main(argv=None):
       print(cell.label(), "  ".join(f"{k} {v:.2f} ms" for k, v in ms.items()),
             flush=True)
       if args.out:
-        os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-        with open(args.out, "w") as f:
-          json.dump(dict(env, cells=records), f, indent=1)
+        common.write_json(args.out, dict(env, cells=records))
   finally:
     search_module.LEVELS_PER_ITERATION = saved
   header = ["cell"] + list(records[0]["ms"]) if records else ["cell"]

@@ -27,8 +27,6 @@ many `recurrent_fn` calls alone). Per cell:
 """
 import argparse
 import functools
-import json
-import os
 
 import jax
 import jax.numpy as jnp
@@ -155,10 +153,8 @@ def main(argv=None):
       ["cell", "model ms", "search ms", "overhead %", "levels / tree",
        "level us", "floor ms", "floor %"], rows))
   if args.out:
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as f:
-      json.dump(dict(common.environment(), args=vars(args), cells=records),
-                f, indent=1)
+    common.write_json(args.out, dict(common.environment(), args=vars(args),
+                                     cells=records))
     print(f"wrote {args.out}")
 
 

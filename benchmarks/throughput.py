@@ -20,8 +20,6 @@ import argparse
 import dataclasses
 import functools
 import itertools
-import json
-import os
 import sys
 from typing import Dict, List, Optional
 
@@ -369,11 +367,10 @@ def write_json(args, libs, env, records):
   """The results so far, with the summary, to `args.out` (if set)."""
   if not args.out:
     return
-  os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
   mctx_version = getattr(libs.get("mctx"), "__version__", None)
-  with open(args.out, "w") as f:
-    json.dump(dict(env, mctx_version=mctx_version, args=vars(args),
-                   summary=summarize(records), cells=records), f, indent=1)
+  common.write_json(args.out, dict(
+      env, mctx_version=mctx_version, args=vars(args),
+      summary=summarize(records), cells=records))
 
 
 if __name__ == "__main__":
