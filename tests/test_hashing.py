@@ -66,3 +66,30 @@ def test_each_simulation_gets_its_own_model_key():
   assert len({row.tobytes() for row in bits[0]}) == num_simulations
   # One key per simulation for the whole batch.
   np.testing.assert_array_equal(bits[0], bits[1])
+
+
+@pytest.mark.parametrize("key,counter,expected", [
+    # Random123's known-answer vectors for threefry2x32 with 20 rounds.
+    ((0, 0), (0, 0), (0x6b200159, 0x99ba4efe)),
+    ((0xffffffff, 0xffffffff), (0xffffffff, 0xffffffff),
+     (0x1cb996fc, 0xbb002be7)),
+    ((0x13198a2e, 0x03707344), (0x243f6a88, 0x85a308d3),
+     (0xc4923a9c, 0x483df7a0)),
+])
+def test_threefry2x32_known_answers(key, counter, expected):
+  out = hashing.threefry2x32(key, tuple(jnp.uint32(c) for c in counter))
+  assert tuple(int(x) for x in out) == expected
+
+
+@pytest.mark.parametrize("make_key", [jax.random.PRNGKey, jax.random.key])
+def test_random_bits_are_reproducible_and_uniform(make_key):
+  bits = np.asarray(hashing.random_bits(make_key(3), (5, 1001)))
+  assert bits.shape == (5, 1001) and bits.dtype == np.uint32
+  np.testing.assert_array_equal(
+      bits, np.asarray(hashing.random_bits(make_key(3), (5, 1001))))
+  other = np.asarray(hashing.random_bits(make_key(4), (5, 1001)))
+  assert np.mean(bits == other) < 0.01
+  assert len(np.unique(bits)) > 0.99 * bits.size
+  # Each of the 32 bit positions is set in half of the words.
+  ones = np.unpackbits(bits.view(np.uint8)).reshape(-1, 32).mean(axis=0)
+  np.testing.assert_allclose(ones, 0.5, atol=0.03)
