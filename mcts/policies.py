@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from mcts import action_selection
 from mcts import base
 from mcts import checks
+from mcts import dirichlet
 from mcts import qtransforms
 from mcts import seq_halving
 from mcts.search import search
@@ -55,7 +56,8 @@ def muzero_policy(
     probabilities, search_tree.
   """
   checks.check_search_args(root, num_simulations, max_depth, invalid_actions)
-  # Split as mctx does: the same key gives the same noise and action.
+  # Split as mctx does: the same key samples the same action from the same
+  # visits.
   rng_key, dirichlet_key, search_key = jax.random.split(rng_key, 3)
   root = root.replace(prior_logits=noisy_root_logits(
       dirichlet_key, root.prior_logits, invalid_actions,
@@ -215,11 +217,14 @@ def act_from_visits(rng_key, tree, temperature):
 
 def add_dirichlet_noise(rng_key, probs, *, dirichlet_alpha,
                          dirichlet_fraction):
-  """(1 - f) * probs + f * Dirichlet(alpha) noise, per row of `[B, A]`."""
-  batch_size, num_actions = probs.shape
-  noise = jax.random.dirichlet(
-      rng_key, alpha=jnp.full([num_actions], dirichlet_alpha),
-      shape=(batch_size,))
+  """(1 - f) * probs + f * Dirichlet(alpha) noise, per row of `[B, A]`; no
+  noise is drawn when f is a Python 0."""
+  if isinstance(dirichlet_fraction, (int, float)) and dirichlet_fraction == 0:
+    return probs
+  if isinstance(dirichlet_alpha, (int, float)) and not dirichlet_alpha > 0:
+    raise ValueError(f"dirichlet_alpha must be > 0, got {dirichlet_alpha}.")
+  noise = dirichlet.dirichlet(rng_key, dirichlet_alpha, probs.shape,
+                              probs.dtype)
   return (1 - dirichlet_fraction) * probs + dirichlet_fraction * noise
 
 

@@ -168,7 +168,8 @@ def stochastic_muzero_policy(
   """
   checks.check_search_args(root, num_simulations, max_depth, invalid_actions)
   batch_size, num_actions = root.prior_logits.shape
-  # Split as mctx does: the same key gives the same noise and action.
+  # Split as mctx does: the same key samples the same action from the same
+  # visits.
   rng_key, dirichlet_key, search_key = jax.random.split(rng_key, 3)
   root_logits = policies.noisy_root_logits(
       dirichlet_key, root.prior_logits, invalid_actions,
