@@ -3,12 +3,12 @@
 Dir(alpha) = normalised independent Gamma(alpha, 1) draws. `jax.random.gamma`
 draws each element with its own rejection loop (vectorised, every element
 waits for the slowest, and on the CPU each round runs threefry as a rolled
-loop): 4.4 ms for 16 roots of 362 actions and 72-118 ms for 256 roots on
-2 cores, more than the search of those roots costs in some cells
-(`benchmarks/root_noise.py`). Here every element draws a few candidates of
+loop): 4 ms for 16 roots of 362 actions and 80-118 ms for 256 roots on
+2 cores, up to a sixth of a whole 64-simulation pUCT search of those roots
+(`benchmarks/root_noise.py`). Here every element draws two candidates of
 Marsaglia and Tsang's method at once, from one threefry call, and keeps the
-first one accepted; only where all were rejected (a fraction 1e-3 of the
-elements) is the whole array drawn again.
+first one accepted; only if some element rejected both (about 4e-4 of
+them) is the whole array drawn again.
 
 Marsaglia & Tsang (2000), "A simple method for generating gamma variables":
 for a >= 1, d = a - 1/3, c = 1 / sqrt(9 d), x ~ N(0, 1), u ~ U(0, 1) and

@@ -43,7 +43,8 @@ def muzero_policy(
     params, rng_key, root, recurrent_fn, num_simulations, invalid_actions
       `[B, A]`, max_depth, loop_fn: as in `search`.
     qtransform: maps Q-values to pUCT's value term.
-    dirichlet_fraction, dirichlet_alpha: root noise, P <- (1 - f) P + f Dir(a).
+    dirichlet_fraction, dirichlet_alpha: root noise, P <- (1 - f) P + f Dir(a)
+      (drawn by `mcts.dirichlet`; none for a Python 0 fraction).
     pb_c_init, pb_c_base: pUCT's c1 and c2.
     temperature: 0 picks the most visited action.
     embedding_dtype: as in `search` (e.g. `jnp.bfloat16` to halve the

@@ -149,7 +149,8 @@ def stochastic_muzero_policy(
       levels alike.
     loop_fn: the loop over simulations, e.g. `jax.lax.fori_loop`.
     qtransform: maps Q-values to pUCT's value term at decision nodes.
-    dirichlet_fraction, dirichlet_alpha: root noise, P <- (1 - f) P + f Dir(a).
+    dirichlet_fraction, dirichlet_alpha: root noise, P <- (1 - f) P + f Dir(a)
+      (drawn by `mcts.dirichlet`; none for a Python 0 fraction).
     pb_c_init, pb_c_base: pUCT's c1 and c2.
     temperature: 0 picks the most visited action.
     embedding_dtype: as in `search`.
