@@ -108,7 +108,7 @@ def gumbel_muzero_policy(
     qtransform: completes and scales the Q-values.
     max_num_considered_actions: k, the actions sampled without replacement.
     gumbel_scale: scale of the Gumbel noise; 0 makes the search
-      deterministic.
+      deterministic (and a Python 0 draws no noise).
     embedding_dtype, tree, capacity: as in `search`. With a kept tree, the
       halving schedules the new simulations; Q-values use all visits.
 
@@ -127,8 +127,12 @@ def gumbel_muzero_policy(
         jnp.zeros(root.value.shape, jnp.int32))
   # Split as mctx does: the same key gives the same Gumbel noise.
   rng_key, gumbel_key = jax.random.split(rng_key)
-  gumbel = gumbel_scale * jax.random.gumbel(
-      gumbel_key, shape=root.prior_logits.shape, dtype=root.prior_logits.dtype)
+  if isinstance(gumbel_scale, (int, float)) and gumbel_scale == 0:
+    gumbel = jnp.zeros_like(root.prior_logits)  # No noise drawn.
+  else:
+    gumbel = gumbel_scale * jax.random.gumbel(
+        gumbel_key, shape=root.prior_logits.shape,
+        dtype=root.prior_logits.dtype)
   considered = None
   if tree is None and _is_library_qtransform(qtransform):
     considered = action_selection.considered_root_actions(

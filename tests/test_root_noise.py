@@ -1,5 +1,6 @@
-"""The roots' Dirichlet noise: exact Gamma draws (against their CDF),
-Dirichlet marginals, and how `muzero_policy` mixes the noise in."""
+"""The roots' noise: exact Gamma draws for the Dirichlet noise (against
+their CDF), Dirichlet marginals, how `muzero_policy` mixes the noise in,
+and no noise drawn when it is switched off."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -131,3 +132,28 @@ def test_a_bad_alpha_is_named(alpha):
   with pytest.raises(ValueError, match="dirichlet_alpha"):
     mcts.muzero_policy((), jax.random.PRNGKey(0), root, toy_model(3),
                        num_simulations=2, dirichlet_alpha=alpha)
+
+
+def test_gumbel_policy_with_a_zero_scale_draws_no_noise():
+  """A Python 0 skips the Gumbel draw; the search is the same as with a
+  traced 0 scale (noise drawn, then multiplied by 0)."""
+  batch_size, num_actions = 2, 40
+  logits = jnp.asarray(np.random.default_rng(1).normal(
+      size=(batch_size, num_actions)), jnp.float32)
+  root = mcts.RootFnOutput(prior_logits=logits, value=jnp.zeros(batch_size),
+                           embedding=jnp.zeros(batch_size))
+
+  def search(scale):
+    out = mcts.gumbel_muzero_policy((), jax.random.PRNGKey(0), root,
+                                    toy_model(num_actions),
+                                    num_simulations=12, gumbel_scale=scale)
+    return out.action, out.search_tree.children_visits[:, 0]
+
+  skipped = jax.jit(lambda: search(0))()
+  traced = jax.jit(search)(jnp.float32(0))
+  for a, b in zip(skipped, traced):
+    np.testing.assert_array_equal(a, b)
+  # Fewer threefry calls: the key split remains, the draw is gone.
+  threefry_calls = lambda lowered: lowered.as_text().count("threefry")
+  assert threefry_calls(jax.jit(lambda: search(0)).lower()) < threefry_calls(
+      jax.jit(search).lower(jnp.float32(0)))
