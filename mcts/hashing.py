@@ -13,6 +13,8 @@ which XLA fuses into one kernel. The policies split their own key with
 `jax.random.split`, as mctx does, so that the same key draws the same Gumbel
 noise and samples the same action as there.
 """
+import math
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -96,9 +98,8 @@ def random_bits(key: chex.PRNGKey, shape) -> chex.Array:
   if data.shape[0] != 2:
     words = mix32(data + jnp.arange(data.shape[0], dtype=jnp.uint32))
     data = jnp.stack([mix32(jnp.sum(words)), mix32(jnp.sum(words ^ _GOLDEN))])
-  size = 1
-  for n in shape:
-    size *= n
+  size = math.prod(shape)
   counters = jnp.arange((size + 1) // 2, dtype=jnp.uint32)
-  x0, x1 = threefry2x32((data[0], data[1]), (counters, jnp.zeros_like(counters)))
+  x0, x1 = threefry2x32((data[0], data[1]),
+                        (counters, jnp.zeros_like(counters)))
   return jnp.concatenate([x0, x1])[:size].reshape(shape)
