@@ -44,7 +44,8 @@ def dirichlet(rng_key: chex.PRNGKey, alpha: chex.Numeric, shape,
   Returns:
     `shape` samples: non-negative, summing to 1 over the last axis.
   """
-  return jax.nn.softmax(log_gamma(rng_key, alpha, shape, dtype), axis=-1)
+  log_g = log_gamma(rng_key, alpha, shape, _working_dtype(dtype))
+  return jax.nn.softmax(log_g, axis=-1).astype(dtype)
 
 
 def log_gamma(rng_key: chex.PRNGKey, alpha: chex.Numeric, shape,
@@ -55,9 +56,10 @@ def log_gamma(rng_key: chex.PRNGKey, alpha: chex.Numeric, shape,
     rng_key: a PRNG key.
     alpha: a scalar > 0, or an array broadcastable to `shape`.
     shape: the shape of the samples.
-    dtype: a float dtype.
+    dtype: a float dtype (drawn in float32 if narrower).
     candidates: Marsaglia-Tsang candidates per element and round.
   """
+  result_dtype, dtype = dtype, _working_dtype(dtype)
   shape = tuple(shape)
   alpha = jnp.broadcast_to(jnp.asarray(alpha, dtype), shape)
   d = alpha + (1 - 1 / 3)  # Marsaglia and Tsang's d for a = alpha + 1.
@@ -91,7 +93,14 @@ def log_gamma(rng_key: chex.PRNGKey, alpha: chex.Numeric, shape,
   bits = hashing.random_bits(rng_key, (2 * candidates + 1,) + shape)
   first = candidates_from(bits[:-1].reshape((2, candidates) + shape))
   _, log_g, _ = jax.lax.while_loop(some_left, next_round, first + (1,))
-  return log_g + jnp.log(uniform_from_bits(bits[-1], dtype)) / alpha
+  log_boost = jnp.log(uniform_from_bits(bits[-1], dtype)) / alpha
+  return (log_g + log_boost).astype(result_dtype)
+
+
+def _working_dtype(dtype):
+  """`dtype`, or float32 for narrower floats (bfloat16 cannot hold the
+  uniforms' 23 bits)."""
+  return jnp.promote_types(dtype, jnp.float32)
 
 
 def uniform_from_bits(bits: chex.Array, dtype) -> chex.Array:

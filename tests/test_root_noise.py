@@ -159,3 +159,13 @@ def test_gumbel_policy_with_a_zero_scale_draws_no_noise():
   threefry_calls = lambda lowered: lowered.as_text().count("threefry")
   assert threefry_calls(jax.jit(lambda: search(0)).lower()) < threefry_calls(
       jax.jit(search).lower(jnp.float32(0)))
+
+
+def test_bfloat16_noise_is_drawn_in_float32():
+  noise = jax.jit(lambda key: dirichlet.dirichlet(
+      key, 0.3, (8, 50), jnp.bfloat16))(jax.random.PRNGKey(0))
+  assert noise.dtype == jnp.bfloat16
+  reference = jax.jit(lambda key: dirichlet.dirichlet(
+      key, 0.3, (8, 50)))(jax.random.PRNGKey(0))
+  np.testing.assert_allclose(np.asarray(noise, np.float32), reference,
+                             rtol=1e-2, atol=1e-3)
