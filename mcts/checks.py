@@ -38,6 +38,18 @@ def check_int_at_least(name, value, minimum):
                      f"{value!r}.")
 
 
+def is_python_zero(value) -> bool:
+  """Whether `value` is a Python number equal to 0: known at trace time,
+  so that a policy can skip drawing noise it would multiply by 0."""
+  return isinstance(value, (int, float)) and value == 0
+
+
+def check_positive(name, value):
+  """Raises for a Python number <= 0 (traced values pass)."""
+  if isinstance(value, (int, float)) and not value > 0:
+    raise ValueError(f"{name} must be > 0; got {value!r}.")
+
+
 def check_search_args(root, num_simulations, max_depth, invalid_actions):
   """Checks the arguments of `search` (and of the policies)."""
   for field in ("prior_logits", "value", "embedding"):

@@ -127,7 +127,7 @@ def gumbel_muzero_policy(
         jnp.zeros(root.value.shape, jnp.int32))
   # Split as mctx does: the same key gives the same Gumbel noise.
   rng_key, gumbel_key = jax.random.split(rng_key)
-  if isinstance(gumbel_scale, (int, float)) and gumbel_scale == 0:
+  if checks.is_python_zero(gumbel_scale):
     gumbel = jnp.zeros_like(root.prior_logits)  # No noise drawn.
   else:
     gumbel = gumbel_scale * jax.random.gumbel(
@@ -224,10 +224,9 @@ def add_dirichlet_noise(rng_key, probs, *, dirichlet_alpha,
                          dirichlet_fraction):
   """(1 - f) * probs + f * Dirichlet(alpha) noise, per row of `[B, A]`; no
   noise is drawn when f is a Python 0."""
-  if isinstance(dirichlet_fraction, (int, float)) and dirichlet_fraction == 0:
+  if checks.is_python_zero(dirichlet_fraction):
     return probs
-  if isinstance(dirichlet_alpha, (int, float)) and not dirichlet_alpha > 0:
-    raise ValueError(f"dirichlet_alpha must be > 0, got {dirichlet_alpha}.")
+  checks.check_positive("dirichlet_alpha", dirichlet_alpha)
   noise = dirichlet.dirichlet(rng_key, dirichlet_alpha, probs.shape,
                               probs.dtype)
   return (1 - dirichlet_fraction) * probs + dirichlet_fraction * noise
