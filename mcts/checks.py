@@ -74,9 +74,6 @@ def check_search_args(root, num_simulations, max_depth, invalid_actions):
   if not _is_float(root.value):
     raise TypeError("root.value must be floating point; got "
                     f"{_dtype(root.value)}.")
-  leaves = jax.tree.leaves(root.embedding)
-  if not leaves:
-    raise ValueError("root.embedding must hold at least one array [B, ...].")
   for path, leaf in jax.tree_util.tree_flatten_with_path(root.embedding)[0]:
     shape = _shape(leaf)
     if not shape or shape[0] != batch_size:
