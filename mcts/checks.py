@@ -3,10 +3,13 @@
 Values that are only known at run time (an all-invalid root under `jit`, a
 NaN from the model) are checked at run time when JAX's NaN debugging is on
 (`JAX_DEBUG_NANS=True` or `jax.config.update("jax_debug_nans", True)`).
+A search given `check_finite=True` also checks the model's outputs with
+`jax.experimental.checkify` (see `check_finite_outputs`).
 """
 import numbers
 
 import jax
+from jax.experimental import checkify
 import jax.numpy as jnp
 import numpy as np
 
@@ -177,6 +180,38 @@ def _raise_if_not_finite(reward, discount, prior_logits, value):
                                f"{np.asarray(array)}.")
   if np.any(np.isnan(prior_logits)):
     raise FloatingPointError("recurrent_fn returned NaN in prior_logits.")
+
+
+def check_finite_outputs(output, simulation=None):
+  """`checkify.check`s that the model's outputs are finite, for a search
+  wrapped in `checkify.checkify(..., errors=checkify.user_checks)`.
+
+  reward, discount and value must be finite; prior_logits may be -inf
+  (an illegal action), not NaN or +inf. The message names the field, the
+  simulation and the first batch index at fault.
+
+  Args:
+    output: a RootFnOutput (checked before the first simulation) or the
+      RecurrentFnOutput of a simulation.
+    simulation: None for the root, else the simulation's index `[]` int32.
+  """
+  if simulation is None:
+    where, fields = "root.{} is not finite", ("prior_logits", "value")
+  else:
+    where = ("recurrent_fn returned a non-finite {} at simulation "
+             "{{simulation}}")
+    fields = ("reward", "discount", "prior_logits", "value")
+  for field in fields:
+    array = getattr(output, field)
+    ok = jnp.isfinite(array)
+    if field == "prior_logits":
+      ok = ok | (array == -jnp.inf)
+      ok = jnp.all(ok, axis=-1)
+    kwargs = dict(batch_index=jnp.argmin(ok))
+    if simulation is not None:
+      kwargs["simulation"] = simulation
+    checkify.check(jnp.all(ok), where.format(field) +
+                   " (batch index {batch_index}).", **kwargs)
 
 
 def check_kept_tree(tree, root, capacity):

@@ -34,7 +34,8 @@ def muzero_policy(
     temperature: chex.Numeric = 1.0,
     embedding_dtype=None,
     tree: Optional[Tree] = None,
-    capacity: Optional[int] = None) -> base.PolicyOutput:
+    capacity: Optional[int] = None,
+    check_finite: bool = False) -> base.PolicyOutput:
   """MuZero's policy (Schrittwieser et al. 2020): pUCT search from roots
   whose priors are mixed with Dirichlet noise, then an action sampled from
   the root visit counts raised to 1 / temperature.
@@ -51,6 +52,7 @@ def muzero_policy(
       memory of the stored embeddings).
     tree, capacity: a kept tree to continue (from `get_subtree`) and the
       nodes per tree, as in `search`.
+    check_finite: as in `search`: `checkify` the model's outputs.
 
   Returns:
     PolicyOutput: action `[B]`, action_weights `[B, A]` = root visit
@@ -76,7 +78,8 @@ def muzero_policy(
       interior_action_selection_fn=interior_fn,
       num_simulations=num_simulations, max_depth=max_depth,
       invalid_actions=invalid_actions, loop_fn=loop_fn,
-      embedding_dtype=embedding_dtype, tree=tree, capacity=capacity)
+      embedding_dtype=embedding_dtype, tree=tree, capacity=capacity,
+      check_finite=check_finite)
   action, action_weights = act_from_visits(rng_key, tree, temperature)
   return base.PolicyOutput(action=action, action_weights=action_weights,
                            search_tree=tree)
@@ -97,7 +100,8 @@ def gumbel_muzero_policy(
     gumbel_scale: chex.Numeric = 1.0,
     embedding_dtype=None,
     tree: Optional[Tree] = None,
-    capacity: Optional[int] = None) -> base.PolicyOutput:
+    capacity: Optional[int] = None,
+    check_finite: bool = False) -> base.PolicyOutput:
   """Gumbel MuZero's policy (Danihelka et al. 2022): Gumbel-Top-k sampling
   of root actions, sequential halving over them, deterministic interior
   selection; acts with the best surviving action.
@@ -109,8 +113,9 @@ def gumbel_muzero_policy(
     max_num_considered_actions: k, the actions sampled without replacement.
     gumbel_scale: scale of the Gumbel noise; 0 makes the search
       deterministic (and a Python 0 draws no noise).
-    embedding_dtype, tree, capacity: as in `search`. With a kept tree, the
-      halving schedules the new simulations; Q-values use all visits.
+    embedding_dtype, tree, capacity, check_finite: as in `search`. With a
+      kept tree, the halving schedules the new simulations; Q-values use
+      all visits.
 
   Returns:
     PolicyOutput: action `[B]`, action_weights `[B, A]` = the improved policy
@@ -159,7 +164,7 @@ def gumbel_muzero_policy(
           root_gumbel=gumbel, root_prior_visits=prior_visits,
           root_considered=considered),
       loop_fn=loop_fn, embedding_dtype=embedding_dtype, tree=tree,
-      capacity=capacity)
+      capacity=capacity, check_finite=check_finite)
   visit_counts = action_selection.new_root_visits(
       tree, tree.summary().visit_counts)
   # The most visited actions survived the halving; act with the best of them.

@@ -41,7 +41,8 @@ def search(
     loop_fn: base.LoopFn = base.DEFAULT_LOOP_FN,
     embedding_dtype: Optional[Any] = None,
     tree: Optional[Tree] = None,
-    capacity: Optional[int] = None) -> Tree:
+    capacity: Optional[int] = None,
+    check_finite: bool = False) -> Tree:
   """Runs a batched Monte Carlo Tree Search.
 
   Args:
@@ -72,11 +73,17 @@ def search(
     capacity: the number of nodes per tree (default `num_simulations + 1`,
       or the kept tree's). Give more room to keep subtrees between moves: a
       simulation that finds its tree full changes nothing.
+    check_finite: `checkify.check` that the root's and every simulation's
+      model outputs are finite (`checks.check_finite_outputs`); run the
+      search under `checkify.checkify(..., errors=checkify.user_checks)`.
+      Off by default: then the program has no check at all.
 
   Returns:
     The searched `Tree`, with `capacity` nodes per root.
   """
   checks.check_search_args(root, num_simulations, max_depth, invalid_actions)
+  if check_finite:
+    checks.check_finite_outputs(root)
   batch_size, num_actions = root.prior_logits.shape
   if invalid_actions is None:
     invalid_actions = jnp.zeros_like(root.prior_logits)
@@ -114,7 +121,8 @@ def search(
       has_room = leaf < capacity
       leaf = jnp.minimum(leaf, capacity - 1)
     tree = expand(params, keys[sim, 1], tree, recurrent_fn, parent, action,
-                  leaf, embedding_dtypes, has_room)
+                  leaf, embedding_dtypes, has_room,
+                  simulation=sim if check_finite else None)
     if can_fill_up:
       leaf = jnp.where(has_room, leaf, Tree.ROOT_INDEX)
     return backward(tree, leaf)
@@ -314,7 +322,7 @@ def schedulable_cores() -> int:
 
 
 def expand(params, rng_key, tree: Tree, recurrent_fn, parent, action,
-           leaf, embedding_dtypes, has_room=None) -> Tree:
+           leaf, embedding_dtypes, has_room=None, simulation=None) -> Tree:
   """Evaluates the leaf edges with one batched `recurrent_fn` call.
 
   A new leaf gets the model's evaluation; a leaf that already exists (only
@@ -329,6 +337,8 @@ def expand(params, rng_key, tree: Tree, recurrent_fn, parent, action,
     has_room: None, or bool `[B]`: False for full trees, which are then
       rewritten unchanged (every write stays in bounds, so that XLA updates
       the arrays in place).
+    simulation: None, or the simulation's index `[]`: check the model's
+      outputs (`checks.check_finite_outputs`).
   """
   batch_size, num_actions = tree.root_invalid_actions.shape
   batch_range = jnp.arange(batch_size)
@@ -338,6 +348,8 @@ def expand(params, rng_key, tree: Tree, recurrent_fn, parent, action,
   checks.check_recurrent_output(step, new_embedding, embedding,
                                 (batch_size, num_actions),
                                 tree.node_values.dtype)
+  if simulation is not None:
+    checks.check_finite_outputs(step, simulation)
   prior_logits, children_row = _mask_new_node(step.prior_logits,
                                               step.invalid_actions)
 

@@ -122,7 +122,8 @@ def stochastic_muzero_policy(
     pb_c_base: chex.Numeric = 19652,
     temperature: chex.Numeric = 1.0,
     embedding_dtype=None,
-    skip_unused_model: bool = True) -> base.PolicyOutput:
+    skip_unused_model: bool = True,
+    check_finite: bool = False) -> base.PolicyOutput:
   """Stochastic MuZero's policy: a search over decision and chance nodes.
 
   Decision nodes select by pUCT (as `muzero_policy`), chance nodes select
@@ -154,6 +155,9 @@ def stochastic_muzero_policy(
     pb_c_init, pb_c_base: pUCT's c1 and c2.
     temperature: 0 picks the most visited action.
     embedding_dtype: as in `search`.
+    check_finite: as in `search`; a node's outputs are named as the
+      search sees them (a decision step's afterstate_value is its value,
+      its chance_logits its prior_logits).
     skip_unused_model: run each recurrent function under a `lax.cond` that
       skips it when no tree of the batch expands a node of its kind. False
       calls both on every simulation and selects (as mctx does); that avoids
@@ -217,7 +221,7 @@ def stochastic_muzero_policy(
       interior_action_selection_fn=selection_fn,
       num_simulations=num_simulations, max_depth=max_depth,
       invalid_actions=wide_invalid, loop_fn=loop_fn,
-      embedding_dtype=embedding_dtype)
+      embedding_dtype=embedding_dtype, check_finite=check_finite)
 
   tree = _first_children(tree, num_actions)
   action, action_weights = policies.act_from_visits(rng_key, tree,
