@@ -115,7 +115,7 @@ def reads_one_node(selection_fn):
 
   `search` may then give such a rule a one-node view of the tree (node 0
   holding that node's rows), which it reads in a way that XLA's CPU
-  compiler does not split over threads (`benchmarks/cpu_split.py`). The
+  compiler does not split over threads (`benchmarks/studies/cpu_split.py`). The
   library's rules qualify with the library's Q-transforms.
   """
   marked = functools.partial(selection_fn)

@@ -5,7 +5,7 @@ draws each element with its own rejection loop (vectorised, every element
 waits for the slowest, and on the CPU each round runs threefry as a rolled
 loop): 4 ms for 16 roots of 362 actions and 80-118 ms for 256 roots on
 2 cores, up to a sixth of a whole 64-simulation pUCT search of those roots
-(`benchmarks/root_noise.py`). Here every element draws two candidates of
+(`benchmarks/studies/root_noise.py`). Here every element draws two candidates of
 Marsaglia and Tsang's method at once, from one threefry call, and keeps the
 first one accepted; only if some element rejected both (about 4e-4 of
 them) is the whole array drawn again.

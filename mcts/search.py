@@ -134,9 +134,9 @@ def search(
 # platform (keys as in `jax.lax.platform_dependent`). On a GPU each
 # iteration costs about 20 us (its condition goes to the host), more than a
 # level's work: 4 levels per iteration made searches 6-47% faster on an
-# H100 (`benchmarks/loop_levels.py`; 8 was slower for Gumbel). On the CPU 1
-# keeps a loop small enough at batch 1 for XLA to compile it as one
-# function, and more levels measured no faster.
+# H100 (`benchmarks/studies/loop_levels.py`; 8 was slower for Gumbel). On
+# the CPU 1 keeps a loop small enough at batch 1 for XLA to compile it as
+# one function, and more levels measured no faster.
 LEVELS_PER_ITERATION = dict(cpu=1, default=4)
 
 
@@ -289,7 +289,7 @@ def row_buffers(tree: Tree):
 # that it reads or writes this many bytes, and counts a gather as reading
 # all of its array. On a few cores the hand-off costs more than a walk
 # level's gathers (4.8 instead of 0.4 us per level at B=16, 16 actions, 800
-# nodes: `benchmarks/cpu_split.py`).
+# nodes: `benchmarks/studies/cpu_split.py`).
 CPU_SPLIT_BYTES = 512 * 1024
 # Above this many bytes per row read (B x A numbers), a split gather's work
 # pays for the hand-off: B=256 with 362 actions (370 KiB) was 1.24x slower

@@ -6,7 +6,7 @@ iteration takes (see `while_levels`). This times our policies with each
 value on the current default device, next to mctx, interleaved (median of
 --repeats), and checks that every value gives the same tree.
 
-  python -m benchmarks.loop_levels --levels 1,2,4,8
+  python -m benchmarks.studies.loop_levels --levels 1,2,4,8
 """
 import argparse
 import importlib

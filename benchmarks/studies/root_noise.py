@@ -4,8 +4,9 @@
 Both draw Dir(alpha, ..., alpha) over `A` actions for `B` roots, jitted,
 interleaved, median of the repeats; compile times too.
 
-  python -m benchmarks.root_noise
-  python -m benchmarks.root_noise --batch 1,256 --actions 362 --out x.json
+  python -m benchmarks.studies.root_noise
+  python -m benchmarks.studies.root_noise --batch 1,256 --actions 362 \
+      --out x.json
 """
 import argparse
 

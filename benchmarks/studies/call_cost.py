@@ -12,8 +12,9 @@ For each library this times, on one cell, interleaved (median of repeats):
 The difference between the first two is the price of handing back the
 tree, which both libraries pay on every call.
 
-  python -m benchmarks.call_cost
-  python -m benchmarks.call_cost --policy muzero --batch 16 --actions 362
+  python -m benchmarks.studies.call_cost
+  python -m benchmarks.studies.call_cost --policy muzero --batch 16 \
+      --actions 362
 """
 import argparse
 

@@ -12,8 +12,8 @@ tree arrays below and above that size, and counts the split operations
 (`outer_dimension_partitions`) in the compiled program. With one core
 (`--cpu-threads 1`) nothing is split.
 
-  python -m benchmarks.cpu_split
-  python -m benchmarks.cpu_split --cpu-threads 1
+  python -m benchmarks.studies.cpu_split
+  python -m benchmarks.studies.cpu_split --cpu-threads 1
 """
 import argparse
 import time

@@ -22,8 +22,8 @@ many `recurrent_fn` calls alone). Per cell:
   that did nothing but these evaluations, with every tree's walk exactly
   as deep as it needs to be, would still have this overhead.
 
-  python -m benchmarks.selection_floor --out bench_results/floor.json
-  python -m benchmarks.selection_floor --policies muzero --actions 362
+  python -m benchmarks.studies.selection_floor --out bench_results/floor.json
+  python -m benchmarks.studies.selection_floor --policies muzero --actions 362
 """
 import argparse
 import functools

@@ -1,0 +1,1 @@
+"""One-off investigations that explain a past design decision (see docs/)."""
