@@ -155,14 +155,14 @@ def stochastic_muzero_policy(
     pb_c_init, pb_c_base: pUCT's c1 and c2.
     temperature: 0 picks the most visited action.
     embedding_dtype: as in `search`.
-    check_finite: as in `search`; a node's outputs are named as the
-      search sees them (a decision step's afterstate_value is its value,
-      its chance_logits its prior_logits).
     skip_unused_model: run each recurrent function under a `lax.cond` that
       skips it when no tree of the batch expands a node of its kind. False
       calls both on every simulation and selects (as mctx does); that avoids
       control flow, e.g. for recurrent functions that cannot run inside a
       `lax.cond`.
+    check_finite: as in `search`; a node's outputs are named as the
+      search sees them (a decision step's afterstate_value is its value,
+      its chance_logits its prior_logits).
 
   Returns:
     PolicyOutput: action `[B]`, action_weights `[B, A]` = the root visit
