@@ -12,7 +12,6 @@ Each of the `num_simulations` iterations of the outer loop
 The work per simulation is O(depth x A) per tree, independent of the tree's
 size, unlike carrying the whole tree through a vmapped loop.
 """
-import os
 from typing import Any, Optional
 
 import chex
@@ -21,7 +20,9 @@ import jax.numpy as jnp
 
 from mcts import base
 from mcts import checks
+from mcts import cpu_splits
 from mcts import hashing
+from mcts import loops
 from mcts import reductions
 from mcts.tree import Tree, init_tree, log_prior, with_new_root
 
@@ -122,35 +123,6 @@ def search(
   return loop_fn(0, num_simulations, one_simulation, tree)
 
 
-# Tree levels per `while_loop` iteration of the walk and the backup, by
-# platform (keys as in `jax.lax.platform_dependent`). On a GPU each
-# iteration costs about 20 us (its condition goes to the host), more than a
-# level's work: 4 levels per iteration made searches 6-47% faster on an
-# H100 (`benchmarks/loop_levels.py`; 8 was slower for Gumbel). On the CPU 1
-# keeps a loop small enough at batch 1 for XLA to compile it as one
-# function, and more levels measured no faster.
-LEVELS_PER_ITERATION = dict(cpu=1, default=4)
-
-
-def while_levels(cond_fn, level_fn, state):
-  """`lax.while_loop(cond_fn, level_fn, state)` for a `level_fn` that leaves
-  finished trees unchanged, taking `LEVELS_PER_ITERATION` levels per
-  iteration for the platform it is lowered for."""
-  return jax.lax.platform_dependent(
-      state, **{platform: levels_loop(cond_fn, level_fn, levels)
-                for platform, levels in LEVELS_PER_ITERATION.items()})
-
-
-def levels_loop(cond_fn, level_fn, levels: int):
-  """`state -> lax.while_loop(cond_fn, body, state)` whose body applies
-  `level_fn` `levels` times."""
-  def body(state):
-    for _ in range(levels):
-      state = level_fn(state)
-    return state
-  return lambda state: jax.lax.while_loop(cond_fn, body, state)
-
-
 @chex.dataclass(frozen=True)
 class _Walk:
   """The small carry of `simulate`'s loop; every field is `[B]`."""
@@ -168,16 +140,16 @@ def simulate(rng_key: chex.PRNGKey, tree: Tree, root_action_selection_fn,
   The walk stops at the first action whose child is not expanded yet, or
   when the next node would be at depth `max_depth`. The selection rules get
   a distinct key per tree and depth, derived from `rng_key`. When both are
-  marked by `action_selection.reads_one_node` and `avoid_cpu_splits` holds,
-  they get, on the CPU, a one-node view of the tree: node 0 holding the
-  rows of the node they select at, read by `node_rows`.
+  marked by `action_selection.reads_one_node` and
+  `cpu_splits.avoid_cpu_splits` holds, they get, on the CPU, a one-node view
+  of the tree: node 0 holding the rows of the node they select at.
 
   Returns:
     parent `[B]` int32 and action `[B]` int32: the leaf edge of every tree.
   """
   batch_size = tree.node_visits.shape[0]
   batch_range = jnp.arange(batch_size)
-  one_node = avoid_cpu_splits(tree) and all(
+  one_node = cpu_splits.avoid_cpu_splits(tree) and all(
       getattr(fn, "reads_one_node", False)
       for fn in (root_action_selection_fn, interior_action_selection_fn))
   roots = jnp.full((batch_size,), Tree.ROOT_INDEX, jnp.int32)
@@ -193,10 +165,13 @@ def simulate(rng_key: chex.PRNGKey, tree: Tree, root_action_selection_fn,
     return jnp.asarray(jax.vmap(selection_fn, axis_name=base.TREE_AXIS)(
         *args), jnp.int32)
 
-  def view_at(node, rows):
+  def view_at(node, buffers):
     """The tree and node indices `[B]` the rules read for `node`: a one-node
-    view of `rows` if any."""
-    return (tree, node) if rows is None else (tree.replace(**rows), roots)
+    view read through `buffers` if any."""
+    if buffers is None:
+      return tree, node, None
+    view, buffers = cpu_splits.node_view(tree, node, buffers)
+    return view, roots, buffers
 
   def advance(view, at, action, depth):
     next_node = view.children_index[batch_range, at, action]
@@ -204,23 +179,20 @@ def simulate(rng_key: chex.PRNGKey, tree: Tree, root_action_selection_fn,
     return next_node, continuing
 
   # The root's rows are static slices, which XLA does not split.
-  view, at = view_at(roots, {f: getattr(tree, f)[:, :1]
-                            for f in _VIEW_FIELDS} if one_node else None)
-  action = select(root_action_selection_fn, view, at)
+  view = cpu_splits.root_view(tree) if one_node else tree
+  action = select(root_action_selection_fn, view, roots)
   depth = jnp.ones_like(roots)
-  next_node, continuing = advance(view, at, action, depth)
+  next_node, continuing = advance(view, roots, action, depth)
   start = _Walk(node=roots, action=action, next_node=next_node, depth=depth,
                 continuing=continuing)
 
-  def step(walk, buffers):
+  def step(state):
     # A finished walk keeps its node, action and depth, so `advance` gives
     # it back its own next node and `continuing` (False) again.
+    walk, buffers = state
     go = walk.continuing
     node = jnp.where(go, walk.next_node, walk.node)
-    rows = None
-    if buffers is not None:
-      rows, buffers = node_rows(tree, node, buffers)
-    view, at = view_at(node, rows)
+    view, at, buffers = view_at(node, buffers)
     action = jnp.where(go, select(interior_action_selection_fn, view, at,
                                   walk.depth), walk.action)
     depth = walk.depth + go
@@ -229,88 +201,21 @@ def simulate(rng_key: chex.PRNGKey, tree: Tree, root_action_selection_fn,
                  continuing=continuing), buffers
 
   def walk_on(platform):
-    """The walk's loop as lowered for `platform` (as `while_levels`, with
-    buffers carried along: on the CPU the one-node views are read through
-    them, see `node_rows`)."""
-    loop = levels_loop(lambda state: reductions.row_any(state[0].continuing),
-                       lambda state: step(*state),
-                       LEVELS_PER_ITERATION[platform])
-
+    """The walk as lowered for `platform`: on the CPU the one-node views
+    are read through buffers carried along (`cpu_splits.node_rows`)."""
     def run(start):
       buffers = None
       if one_node and platform == "cpu":
-        buffers = row_buffers(tree)
-      return loop((start, buffers))[0]
+        buffers = cpu_splits.row_buffers(tree)
+      return loops.levels_loop(
+          lambda state: reductions.row_any(state[0].continuing), step,
+          loops.LEVELS_PER_ITERATION[platform])((start, buffers))[0]
     return run
 
-  end = jax.lax.platform_dependent(
+  end = loops.by_platform(
       start, **{platform: walk_on(platform)
-                for platform in LEVELS_PER_ITERATION})
+                for platform in loops.LEVELS_PER_ITERATION})
   return end.node, end.action
-
-
-# The fields of a one-node view: the node's own rows of the `Tree` arrays.
-_VIEW_FIELDS = Tree.NODE_FIELDS + Tree.EDGE_FIELDS
-
-
-def node_rows(tree: Tree, node: chex.Array, buffers):
-  """The rows of the node and edge arrays at `node` `[B]`, written into
-  `buffers` (from `row_buffers`) in place and read back, each `[B, 1,
-  ...]`: XLA's CPU compiler never splits a fusion that ends in an in-place
-  update over threads (see `CPU_SPLIT_BYTES`).
-
-  Returns:
-    the rows as a dict by field name, and the updated buffers.
-  """
-  batch_range = jnp.arange(node.shape[0])
-  buffers = {f: jax.lax.dynamic_update_slice_in_dim(
-      buffers[f], getattr(tree, f)[batch_range, node][:, None], 0, axis=0)
-             for f in _VIEW_FIELDS}
-  return {f: b[:-1] for f, b in buffers.items()}, buffers
-
-
-def row_buffers(tree: Tree):
-  """Buffers for `node_rows`, `[B + 1, 1, ...]`: the spare row keeps the
-  update from covering the whole buffer, which XLA would turn into no
-  write at all."""
-  return {f: jnp.zeros((x.shape[0] + 1, 1) + x.shape[2:], x.dtype)
-          for f in _VIEW_FIELDS for x in (getattr(tree, f),)}
-
-
-# XLA's CPU compiler splits an operation over the cores when it estimates
-# that it reads or writes this many bytes, and counts a gather as reading
-# all of its array. On a few cores the hand-off costs more than a walk
-# level's gathers (4.8 instead of 0.4 us per level at B=16, 16 actions, 800
-# nodes: `benchmarks/cpu_split.py`).
-CPU_SPLIT_BYTES = 512 * 1024
-# Above this many bytes per row read (B x A numbers), a split gather's work
-# pays for the hand-off: B=256 with 362 actions (370 KiB) was 1.24x slower
-# through buffers, B=16 with 362 actions (23 KiB) 0.83-0.99x the time.
-CPU_ROWS_IN_PLACE_MAX_BYTES = 64 * 1024
-
-
-def avoid_cpu_splits(tree: Tree) -> bool:
-  """Whether a search on the CPU should work around XLA's splits (the walk
-  reads its rows through buffers, `node_rows`; the backup goes in chunks,
-  `backward_in_chunks`). That is where XLA would split: for a batch of
-  trees (one tree's rows are dynamic slices, which XLA does not split), in
-  a process that may run on several cores (which XLA counts the same way),
-  once the edge arrays, which a selection rule reads together, reach
-  `CPU_SPLIT_BYTES`; and while a row read stays under
-  `CPU_ROWS_IN_PLACE_MAX_BYTES`. Otherwise the buffers' extra updates cost
-  more than they save (the walk's buffers 5-15% with one core)."""
-  edges = [getattr(tree, f) for f in Tree.EDGE_FIELDS]
-  row_bytes = max(x.nbytes // x.shape[1] for x in edges)
-  return (tree.node_visits.shape[0] > 1 and schedulable_cores() > 1
-          and sum(x.nbytes for x in edges) >= CPU_SPLIT_BYTES
-          and row_bytes < CPU_ROWS_IN_PLACE_MAX_BYTES)
-
-
-def schedulable_cores() -> int:
-  """The CPU cores this process may run on."""
-  if hasattr(os, "sched_getaffinity"):
-    return len(os.sched_getaffinity(0))
-  return os.cpu_count() or 1
 
 
 def expand(params, rng_key, tree: Tree, recurrent_fn, parent, action,
@@ -389,86 +294,17 @@ def _mask_new_node(prior_logits, invalid_actions):
           jnp.where(invalid, Tree.INVALID, Tree.UNVISITED))
 
 
-# Tree levels `backward_in_chunks` takes per `while_loop` iteration.
-BACKUP_CHUNK = 8
-
-
 def backward(tree: Tree, leaf: chex.Array) -> Tree:
   """Backs the leaves' values up to the roots (see `backward_by_level`).
 
-  On the CPU, trees for which `avoid_cpu_splits` holds go up in
-  chunks of levels (`backward_in_chunks`): each of a level's scatters into
+  On the CPU, trees for which `cpu_splits.avoid_cpu_splits` holds go up in
+  chunks of levels (`cpu_splits.backward_in_chunks`): each of a level's scatters into
   a large tree array would be split over threads, a chunk's are split once.
   """
-  if avoid_cpu_splits(tree):
-    return jax.lax.platform_dependent(tree, leaf, cpu=backward_in_chunks,
+  if cpu_splits.avoid_cpu_splits(tree):
+    return loops.by_platform(tree, leaf, cpu=cpu_splits.backward_in_chunks,
                                       default=backward_by_level)
   return backward_by_level(tree, leaf)
-
-
-def backward_in_chunks(tree: Tree, leaf: chex.Array) -> Tree:
-  """`backward_by_level`, `BACKUP_CHUNK` edges per loop iteration, whose
-  levels are vectorised: one gather or scatter per array for all of them.
-  The nodes of a path are distinct, so the updates of several levels do
-  not interfere."""
-  batch_size, num_nodes = tree.node_visits.shape
-  rows = jnp.arange(batch_size)[:, None]
-  root = Tree.ROOT_INDEX
-  levels = BACKUP_CHUNK
-
-  def not_at_root(state):
-    return reductions.row_any(state[0] != root)
-
-  def edges_up(node):
-    """The next `levels` edges above `node` `[B]`: child and parent, `[B,
-    levels]` each, both the root above the root."""
-    nodes = [node]
-    for _ in range(levels):
-      nodes.append(jnp.where(nodes[-1] != root,
-                             tree.parents[rows[:, 0], nodes[-1]], root))
-    return jnp.stack(nodes[:-1], axis=1), jnp.stack(nodes[1:], axis=1)
-
-  def some_levels(state):
-    # `node_value` is V(node), already updated.
-    node, value, node_value, visits, values, children_visits, qvalues = state
-    child, parent = edges_up(node)
-    active = child != root
-    action = jnp.maximum(tree.action_from_parent[rows, child], 0)
-    reward = tree.node_rewards[rows, child]
-    discount = tree.node_discounts[rows, child]
-    returns = []
-    for level in range(levels):
-      value = jnp.where(active[:, level],
-                        reward[:, level] + discount[:, level] * value, value)
-      returns.append(value)
-    returns = jnp.stack(returns, axis=1)
-    # Levels above the root write out of bounds (dropped), each to its own
-    # index so that the indices stay unique.
-    target = jnp.where(active, parent, num_nodes + jnp.arange(levels))
-    in_place = dict(mode="drop", unique_indices=True)
-    # As in `backward_by_level`, counts are read after the update.
-    visits = visits.at[rows, target].add(1, **in_place)
-    count = visits[rows, parent]
-    old_value = values[rows, parent]
-    parent_value = old_value + (returns - old_value) / count
-    child_value = jnp.concatenate([node_value[:, None], parent_value[:, :-1]],
-                                  axis=1)
-    values = values.at[rows, target].set(parent_value, **in_place)
-    children_visits = children_visits.at[rows, target, action].add(
-        1, **in_place)
-    qvalues = qvalues.at[rows, target, action].set(
-        reward + discount * child_value, **in_place)
-    return (parent[:, -1], value, parent_value[:, -1], visits, values,
-            children_visits, qvalues)
-
-  leaf_value = tree.node_values[rows[:, 0], leaf]
-  state = (leaf, leaf_value, leaf_value, tree.node_visits, tree.node_values,
-           tree.children_visits, tree.children_qvalues)
-  _, _, _, visits, values, children_visits, qvalues = jax.lax.while_loop(
-      not_at_root, some_levels, state)
-  return tree.replace(node_visits=visits, node_values=values,
-                      children_visits=children_visits,
-                      children_qvalues=qvalues)
 
 
 def backward_by_level(tree: Tree, leaf: chex.Array) -> Tree:
@@ -526,7 +362,7 @@ def backward_by_level(tree: Tree, leaf: chex.Array) -> Tree:
   leaf_value = tree.node_values[batch_range, leaf]
   state = (leaf, leaf_value, leaf_value, tree.node_visits, tree.node_values,
            tree.children_visits, tree.children_qvalues)
-  _, _, _, visits, values, children_visits, qvalues = while_levels(
+  _, _, _, visits, values, children_visits, qvalues = loops.while_levels(
       not_at_root, one_level, state)
   return tree.replace(node_visits=visits, node_values=values,
                       children_visits=children_visits,
