@@ -6,9 +6,9 @@ than a walk level's work. For large batched trees (`avoid_cpu_splits`) the
 search on the CPU therefore
   * reads the rows of the nodes the walk selects at through small in-place
     buffers (`node_rows`), giving the selection rules a one-node view;
-  * backs up in chunks of levels (`backward_in_chunks`), one scatter per
-    array for a chunk instead of one per level.
-Both give the same trees as the plain search.
+  * backs up in chunks of levels (`cpu_backup.backward_in_chunks`), one
+    scatter per array for a chunk instead of one per level
+(`cpu_backup`). Both give the same trees as the plain search.
 """
 import os
 
@@ -16,7 +16,6 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from mcts import reductions
 from mcts.tree import Tree
 
 
@@ -95,72 +94,3 @@ def schedulable_cores() -> int:
   if hasattr(os, "sched_getaffinity"):
     return len(os.sched_getaffinity(0))
   return os.cpu_count() or 1
-
-
-# Tree levels `backward_in_chunks` takes per `while_loop` iteration.
-BACKUP_CHUNK = 8
-
-
-def backward_in_chunks(tree: Tree, leaf: chex.Array) -> Tree:
-  """`backward_by_level`, `BACKUP_CHUNK` edges per loop iteration, whose
-  levels are vectorised: one gather or scatter per array for all of them.
-  The nodes of a path are distinct, so the updates of several levels do
-  not interfere."""
-  batch_size, num_nodes = tree.node_visits.shape
-  rows = jnp.arange(batch_size)[:, None]
-  root = Tree.ROOT_INDEX
-  levels = BACKUP_CHUNK
-
-  def not_at_root(state):
-    return reductions.row_any(state[0] != root)
-
-  def edges_up(node):
-    """The next `levels` edges above `node` `[B]`: child and parent, `[B,
-    levels]` each, both the root above the root."""
-    nodes = [node]
-    for _ in range(levels):
-      nodes.append(jnp.where(nodes[-1] != root,
-                             tree.parents[rows[:, 0], nodes[-1]], root))
-    return jnp.stack(nodes[:-1], axis=1), jnp.stack(nodes[1:], axis=1)
-
-  def some_levels(state):
-    # `node_value` is V(node), already updated.
-    node, value, node_value, visits, values, children_visits, qvalues = state
-    child, parent = edges_up(node)
-    active = child != root
-    action = jnp.maximum(tree.action_from_parent[rows, child], 0)
-    reward = tree.node_rewards[rows, child]
-    discount = tree.node_discounts[rows, child]
-    returns = []
-    for level in range(levels):
-      value = jnp.where(active[:, level],
-                        reward[:, level] + discount[:, level] * value, value)
-      returns.append(value)
-    returns = jnp.stack(returns, axis=1)
-    # Levels above the root write out of bounds (dropped), each to its own
-    # index so that the indices stay unique.
-    target = jnp.where(active, parent, num_nodes + jnp.arange(levels))
-    in_place = dict(mode="drop", unique_indices=True)
-    # As in `backward_by_level`, counts are read after the update.
-    visits = visits.at[rows, target].add(1, **in_place)
-    count = visits[rows, parent]
-    old_value = values[rows, parent]
-    parent_value = old_value + (returns - old_value) / count
-    child_value = jnp.concatenate([node_value[:, None], parent_value[:, :-1]],
-                                  axis=1)
-    values = values.at[rows, target].set(parent_value, **in_place)
-    children_visits = children_visits.at[rows, target, action].add(
-        1, **in_place)
-    qvalues = qvalues.at[rows, target, action].set(
-        reward + discount * child_value, **in_place)
-    return (parent[:, -1], value, parent_value[:, -1], visits, values,
-            children_visits, qvalues)
-
-  leaf_value = tree.node_values[rows[:, 0], leaf]
-  state = (leaf, leaf_value, leaf_value, tree.node_visits, tree.node_values,
-           tree.children_visits, tree.children_qvalues)
-  _, _, _, visits, values, children_visits, qvalues = jax.lax.while_loop(
-      not_at_root, some_levels, state)
-  return tree.replace(node_visits=visits, node_values=values,
-                      children_visits=children_visits,
-                      children_qvalues=qvalues)

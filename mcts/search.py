@@ -6,12 +6,14 @@ Each of the `num_simulations` iterations of the outer loop
      `[B]` vectors; the tree is read, never copied);
   2. expands: calls `recurrent_fn` once on the whole batch and writes the new
      nodes (one scatter per array);
-  3. backs up: walks from the new leaves to the roots, updating the visit
-     counts and mean values of the nodes on the path (a `while_loop` that
-     scatters `[B]` entries per level, or `[B, 8]` per 8 levels).
+  3. backs up: updates the visit counts and mean values of the nodes on the
+     path the walk recorded, all levels at once (one scatter per array, a
+     static bound, no loop); on the CPU level by level (`cpu_backup`).
 The work per simulation is O(depth x A) per tree, independent of the tree's
 size, unlike carrying the whole tree through a vmapped loop.
 """
+import dataclasses
+import functools
 from typing import Any, Optional
 
 import chex
@@ -20,6 +22,7 @@ import jax.numpy as jnp
 
 from mcts import base
 from mcts import checks
+from mcts import cpu_backup
 from mcts import cpu_splits
 from mcts import hashing
 from mcts import loops
@@ -106,8 +109,9 @@ def search(
   first_free = jnp.maximum(jnp.sum(tree.node_visits > 0, axis=1), 1)
 
   def one_simulation(sim, tree):
-    parent, action = simulate(keys[sim, 0], tree, root_action_selection_fn,
-                              interior_action_selection_fn, max_depth)
+    parent, action, path, depth = simulate(
+        keys[sim, 0], tree, root_action_selection_fn,
+        interior_action_selection_fn, max_depth)
     child = tree.children_index[batch_range, parent, action]
     leaf = jnp.where(child < 0, first_free + sim, child).astype(jnp.int32)
     has_room = None
@@ -118,19 +122,22 @@ def search(
                   leaf, embedding_dtypes, has_room)
     if can_fill_up:
       leaf = jnp.where(has_room, leaf, Tree.ROOT_INDEX)
-    return backward(tree, leaf)
+      depth = jnp.where(has_room, depth, 0)
+    return backward(tree, leaf, path, depth)
 
   return loop_fn(0, num_simulations, one_simulation, tree)
 
 
 @chex.dataclass(frozen=True)
 class _Walk:
-  """The small carry of `simulate`'s loop; every field is `[B]`."""
+  """The small carry of `simulate`'s loop; every field but `path` is
+  `[B]`."""
   node: chex.Array       # The node whose action was just selected.
   action: chex.Array     # The action selected at `node`.
   next_node: chex.Array  # children_index[node, action], < 0 if none.
   depth: chex.Array      # Depth of `next_node`.
   continuing: chex.Array
+  path: chex.Array       # `[B, L + 1]`: the node at each depth < `depth`.
 
 
 def simulate(rng_key: chex.PRNGKey, tree: Tree, root_action_selection_fn,
@@ -144,10 +151,18 @@ def simulate(rng_key: chex.PRNGKey, tree: Tree, root_action_selection_fn,
   `cpu_splits.avoid_cpu_splits` holds, they get, on the CPU, a one-node view
   of the tree: node 0 holding the rows of the node they select at.
 
+  The tree is read through `jax.lax.stop_gradient`: the choices are
+  piecewise constant in the tree's values, and the loop then carries no
+  tangents (a `while_loop` with tangents cannot be reversed).
+
   Returns:
-    parent `[B]` int32 and action `[B]` int32: the leaf edge of every tree.
+    parent `[B]` int32 and action `[B]` int32: the leaf edge of every tree;
+    path `[B, L + 1]` int32, L = min(max_depth, N - 1): the nodes the walk
+    went through, root first (path[b, d] for d < depth[b]; the rest
+    unspecified); depth `[B]` int32: the leaf's depth.
   """
-  batch_size = tree.node_visits.shape[0]
+  tree = jax.lax.stop_gradient(tree)
+  batch_size, num_nodes = tree.node_visits.shape
   batch_range = jnp.arange(batch_size)
   one_node = cpu_splits.avoid_cpu_splits(tree) and all(
       getattr(fn, "reads_one_node", False)
@@ -183,10 +198,12 @@ def simulate(rng_key: chex.PRNGKey, tree: Tree, root_action_selection_fn,
   action = select(root_action_selection_fn, view, roots)
   depth = jnp.ones_like(roots)
   next_node, continuing = advance(view, roots, action, depth)
+  path = jnp.full((batch_size, min(max_depth, num_nodes - 1) + 1),
+                  Tree.ROOT_INDEX, jnp.int32)
   start = _Walk(node=roots, action=action, next_node=next_node, depth=depth,
-                continuing=continuing)
+                continuing=continuing, path=path)
 
-  def step(state):
+  def step(state, record):
     # A finished walk keeps its node, action and depth, so `advance` gives
     # it back its own next node and `continuing` (False) again.
     walk, buffers = state
@@ -195,27 +212,35 @@ def simulate(rng_key: chex.PRNGKey, tree: Tree, root_action_selection_fn,
     view, at, buffers = view_at(node, buffers)
     action = jnp.where(go, select(interior_action_selection_fn, view, at,
                                   walk.depth), walk.action)
+    # `node` is at depth `walk.depth` (< L); a finished walk rewrites its
+    # leaf's entry, which `backward` does not read.
+    path = walk.path
+    if record:
+      path = path.at[batch_range, walk.depth].set(node, mode="drop",
+                                                  unique_indices=True)
     depth = walk.depth + go
     next_node, continuing = advance(view, at, action, depth)
     return _Walk(node=node, action=action, next_node=next_node, depth=depth,
-                 continuing=continuing), buffers
+                 continuing=continuing, path=path), buffers
 
   def walk_on(platform):
     """The walk as lowered for `platform`: on the CPU the one-node views
-    are read through buffers carried along (`cpu_splits.node_rows`)."""
+    are read through buffers carried along (`cpu_splits.node_rows`), and
+    the path is not recorded (the CPU's backup finds it by the parents)."""
     def run(start):
       buffers = None
       if one_node and platform == "cpu":
         buffers = cpu_splits.row_buffers(tree)
       return loops.levels_loop(
-          lambda state: reductions.row_any(state[0].continuing), step,
+          lambda state: reductions.row_any(state[0].continuing),
+          functools.partial(step, record=platform != "cpu"),
           loops.LEVELS_PER_ITERATION[platform])((start, buffers))[0]
     return run
 
   end = loops.by_platform(
       start, **{platform: walk_on(platform)
                 for platform in loops.LEVELS_PER_ITERATION})
-  return end.node, end.action
+  return end.node, end.action, end.path, end.depth
 
 
 def expand(params, rng_key, tree: Tree, recurrent_fn, parent, action,
@@ -294,76 +319,124 @@ def _mask_new_node(prior_logits, invalid_actions):
           jnp.where(invalid, Tree.INVALID, Tree.UNVISITED))
 
 
-def backward(tree: Tree, leaf: chex.Array) -> Tree:
-  """Backs the leaves' values up to the roots (see `backward_by_level`).
+def backward(tree: Tree, leaf: chex.Array, path: chex.Array,
+             depth: chex.Array) -> Tree:
+  """Backs the leaves' values up to the roots (`backward_along_path`).
 
-  On the CPU, trees for which `cpu_splits.avoid_cpu_splits` holds go up in
-  chunks of levels (`cpu_splits.backward_in_chunks`): each of a level's scatters into
-  a large tree array would be split over threads, a chunk's are split once.
-  """
-  if cpu_splits.avoid_cpu_splits(tree):
-    return loops.by_platform(tree, leaf, cpu=cpu_splits.backward_in_chunks,
-                                      default=backward_by_level)
-  return backward_by_level(tree, leaf)
-
-
-def backward_by_level(tree: Tree, leaf: chex.Array) -> Tree:
-  """Backs the leaves' values up to the roots, level by level.
-
-  For each edge (parent, a) -> node on the path, from the leaf up:
-    G <- r(parent, a) + discount(parent, a) * G
-    V(parent) <- (V(parent) * N(parent) + G) / (N(parent) + 1)
-    N(parent) <- N(parent) + 1,  N(parent, a) <- N(parent, a) + 1
-    Q(parent, a) <- r(parent, a) + discount(parent, a) * V(node)
-  starting from G = V(leaf).
+  On the CPU the backup goes level by level (`cpu_backup.backward`), which
+  measured faster there, and the walk does not record the paths. The
+  derivatives are `backward_along_path`'s on every platform: its updates
+  have a static bound and can be reversed.
 
   Args:
     tree: the tree after `expand`.
     leaf: `[B]` int32 index of the just evaluated leaves.
+    path: `[B, L + 1]` int32, the leaves' ancestors from the root
+      (`path[b, d]` for `d < depth[b]`; on the CPU unspecified).
+    depth: `[B]` int32 depth of the leaves, 0 for a simulation that
+      changes nothing.
   """
-  batch_size = tree.node_visits.shape[0]
-  batch_range = jnp.arange(batch_size)
+  # Only the node and edge arrays go through `_backward`: what passes a
+  # custom derivative unchanged is no longer known to XLA as unchanged.
+  arrays = {f: getattr(tree, f) for f in Tree.NODE_FIELDS + Tree.EDGE_FIELDS}
+  return tree.replace(**_backward(arrays, leaf, path, depth))
 
-  def not_at_root(state):
-    return reductions.row_any(state[0] != Tree.ROOT_INDEX)
 
-  def one_level(state):
-    # `node_value` is V(node), already updated: each array is read at one
-    # place only, which lets XLA update it in place without a copy.
-    # Trees already at their root rewrite their root's entries unchanged:
-    # every write stays in bounds, so XLA updates the arrays in place.
-    node, value, node_value, visits, values, children_visits, qvalues = state
-    active = node != Tree.ROOT_INDEX
-    parent = jnp.where(active, tree.parents[batch_range, node],
-                       Tree.ROOT_INDEX)
-    action = jnp.maximum(tree.action_from_parent[batch_range, node], 0)
-    reward = tree.node_rewards[batch_range, node]
-    discount = tree.node_discounts[batch_range, node]
-    value = reward + discount * value
-    in_place = dict(mode="promise_in_bounds", unique_indices=True)
-    # The count is read after the update: reading `visits` before writing
-    # it made XLA copy the whole array on every level.
-    visits = visits.at[batch_range, parent].add(
-        active.astype(visits.dtype), **in_place)
-    count = visits[batch_range, parent]
-    old_value = values[batch_range, parent]
-    parent_value = jnp.where(active, old_value + (value - old_value) / count,
-                             old_value)
-    qvalue = jnp.where(active, reward + discount * node_value,
-                       qvalues[batch_range, parent, action])
-    values = values.at[batch_range, parent].set(parent_value, **in_place)
-    children_visits = children_visits.at[batch_range, parent, action].add(
-        active.astype(children_visits.dtype), **in_place)
-    qvalues = qvalues.at[batch_range, parent, action].set(qvalue,
-                                                          **in_place)
-    return (parent, value, parent_value, visits, values, children_visits,
-            qvalues)
+def _arrays_tree(arrays) -> Tree:
+  """A `Tree` of the node and edge `arrays` only (the rest None)."""
+  return Tree(**{f.name: arrays.get(f.name)
+                 for f in dataclasses.fields(Tree)})
 
-  leaf_value = tree.node_values[batch_range, leaf]
-  state = (leaf, leaf_value, leaf_value, tree.node_visits, tree.node_values,
-           tree.children_visits, tree.children_qvalues)
-  _, _, _, visits, values, children_visits, qvalues = loops.while_levels(
-      not_at_root, one_level, state)
-  return tree.replace(node_visits=visits, node_values=values,
-                      children_visits=children_visits,
-                      children_qvalues=qvalues)
+
+def _updated(tree: Tree):
+  return {f: getattr(tree, f) for f in _UPDATED_FIELDS}
+
+
+# The arrays a backup changes.
+_UPDATED_FIELDS = ("node_visits", "node_values", "children_visits",
+                   "children_qvalues")
+
+
+@jax.custom_jvp
+def _backward(arrays, leaf, path, depth):
+  """`backward` on the node and edge arrays; returns the updated ones."""
+  tree = _arrays_tree(arrays)
+  return _updated(loops.by_platform(
+      tree, leaf, path, depth, default=backward_along_path,
+      cpu=lambda tree, leaf, path, depth: cpu_backup.backward(tree, leaf)))
+
+
+@_backward.defjvp
+def _backward_jvp(primals, tangents):
+  arrays, leaf, path, depth = primals
+  tree = _arrays_tree(arrays)
+  path = loops.by_platform(tree, leaf, path, depth, default=lambda *a: a[2],
+                           cpu=cpu_backup.recorded_path)
+  _, updated_dot = jax.jvp(
+      lambda arrays: _updated(backward_along_path(
+          _arrays_tree(arrays), leaf, path, depth)), (arrays,),
+      (tangents[0],))
+  return _backward(arrays, leaf, path, depth), updated_dot
+
+
+def backward_along_path(tree: Tree, leaf: chex.Array, path: chex.Array,
+                        depth: chex.Array) -> Tree:
+  """Backs the leaves' values up to the roots along the recorded paths, all
+  levels at once: one gather and one scatter per array, no loop.
+
+  For each edge (n_k, a_k) -> n_{k+1} of the path n_0 (root), ..., n_D
+  (leaf), k < D:
+    G_k = r(n_{k+1}) + discount(n_{k+1}) * G_{k+1},  G_D = V(leaf)
+    V(n_k) <- (V(n_k) * N(n_k) + G_k) / (N(n_k) + 1)
+    N(n_k) <- N(n_k) + 1,  N(n_k, a_k) <- N(n_k, a_k) + 1
+    Q(n_k, a_k) <- r(n_{k+1}) + discount(n_{k+1}) * V(n_{k+1})
+  with V(n_{k+1}) already updated. The returns G_k, a reverse composition
+  of the affine maps x -> r + discount * x, come from an associative scan.
+  The nodes of a path are distinct, so the levels' updates do not
+  interfere. Arguments as in `backward`.
+  """
+  batch_size, num_nodes = tree.node_visits.shape
+  length = path.shape[1] - 1  # L, the most edges a path can have.
+  rows = jnp.arange(batch_size)[:, None]
+  level = jnp.arange(length)[None]
+  nodes = jnp.where(level == depth[:, None], leaf[:, None], path[:, :-1])
+  nodes = jnp.concatenate([nodes, leaf[:, None]], axis=1)
+  parent, child = nodes[:, :-1], nodes[:, 1:]  # `[B, L]` each.
+  on_path = level < depth[:, None]
+  reward = tree.node_rewards[rows, child]
+  discount = tree.node_discounts[rows, child]
+  action = jnp.maximum(tree.action_from_parent[rows, child], 0)
+
+  def compose(outer, inner):
+    """x -> outer(inner(x)) for affine maps (r, discount)."""
+    return (outer[0] + outer[1] * inner[0], outer[1] * inner[1])
+
+  # The maps of the edges below each parent, composed from the leaf up.
+  # (Levels off the path are the identity; the reverse scan calls
+  # `fn(inner, outer)`: the map of the lower level comes first.)
+  zero = jnp.zeros((), reward.dtype)
+  offset, scale = jax.lax.associative_scan(
+      lambda inner, outer: compose(outer, inner),
+      (jnp.where(on_path, reward, zero),
+       jnp.where(on_path, discount, zero + 1)), reverse=True, axis=1)
+  leaf_value = tree.node_values[rows[:, 0], leaf]
+  returns = offset + scale * leaf_value[:, None]
+  count = tree.node_visits[rows, parent] + 1
+  old_value = tree.node_values[rows, parent]
+  parent_value = old_value + (returns - old_value) / count
+  child_value = jnp.where(
+      level + 1 < depth[:, None],
+      jnp.concatenate([parent_value[:, 1:], parent_value[:, :1]], axis=1),
+      leaf_value[:, None])
+  # Levels off the path write out of bounds (dropped), each to its own
+  # index so that the indices stay unique.
+  target = jnp.where(on_path, parent, num_nodes + level)
+  in_place = dict(mode="drop", unique_indices=True)
+  return tree.replace(
+      node_visits=tree.node_visits.at[rows, target].add(1, **in_place),
+      node_values=tree.node_values.at[rows, target].set(parent_value,
+                                                        **in_place),
+      children_visits=tree.children_visits.at[rows, target, action].add(
+          1, **in_place),
+      children_qvalues=tree.children_qvalues.at[rows, target, action].set(
+          reward + discount * child_value, **in_place))
