@@ -51,11 +51,7 @@ def bench_cell(cell, levels, libs, repeats, seed):
     run = compiled_search(libs["mctx"], cell, model, mctx_root, warm_key)
     jax.block_until_ready(run(warm_key))
     runs["mctx"] = run
-  timers = {name: (lambda key, run=run: common.timed(run, key)[1])
-            for name, run in runs.items()}
-  times = throughput.interleaved_times(
-      timers, list(jax.random.split(repeat_key, repeats)))
-  return {name: common.median(t) for name, t in times.items()}
+  return throughput.interleaved_medians(runs, repeat_key, repeats)
 
 
 def main(argv=None):

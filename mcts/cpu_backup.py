@@ -2,7 +2,9 @@
 
 On the CPU a loop whose trip count is the deepest path's depth measured
 faster than `search.backward_along_path`, whose static bound costs work on
-every level a path could have. Gives the same trees.
+every level a path could have: searches lowered as for an accelerator took
+1.5-4.5x as long on 2 cores in 9 of 10 cells (`benchmarks/path_backup.py`).
+Gives the same trees (`tests/test_backup.py`).
 """
 import chex
 import jax
