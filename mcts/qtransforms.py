@@ -131,7 +131,8 @@ def _reduce_in_one_pass(terms):
   those of the separate reductions)."""
   inits = tuple(jnp.asarray(i, t.dtype) for i, t in zip(_INITS, terms))
   return jax.lax.reduce(
-      terms, inits, lambda x, y: tuple(op(a, b) for op, a, b in zip(_OPS, x, y)),
+      terms, inits,
+      lambda x, y: tuple(op(a, b) for op, a, b in zip(_OPS, x, y)),
       (terms[0].ndim - 1,))
 
 

@@ -349,6 +349,7 @@ def _arrays_tree(arrays) -> Tree:
 
 
 def _updated(tree: Tree):
+  """The arrays of `tree` a backup changes, by name."""
   return {f: getattr(tree, f) for f in _UPDATED_FIELDS}
 
 
@@ -370,8 +371,9 @@ def _backward(arrays, leaf, path, depth):
 def _backward_jvp(primals, tangents):
   arrays, leaf, path, depth = primals
   tree = _arrays_tree(arrays)
-  path = loops.by_platform(tree, leaf, path, depth, default=lambda *a: a[2],
-                           cpu=cpu_backup.recorded_path)
+  path = loops.by_platform(
+      tree, leaf, path, depth, cpu=cpu_backup.recorded_path,
+      default=lambda tree, leaf, path, depth: path)
   _, updated_dot = jax.jvp(
       lambda arrays: _updated(backward_along_path(
           _arrays_tree(arrays), leaf, path, depth)), (arrays,),
@@ -391,9 +393,10 @@ def backward_along_path(tree: Tree, leaf: chex.Array, path: chex.Array,
     N(n_k) <- N(n_k) + 1,  N(n_k, a_k) <- N(n_k, a_k) + 1
     Q(n_k, a_k) <- r(n_{k+1}) + discount(n_{k+1}) * V(n_{k+1})
   with V(n_{k+1}) already updated. The returns G_k, a reverse composition
-  of the affine maps x -> r + discount * x, come from an associative scan.
-  The nodes of a path are distinct, so the levels' updates do not
-  interfere. Arguments as in `backward`.
+  of the affine maps x -> r + discount * x, come from an associative scan
+  (equal to the level-by-level sums up to rounding: another order). The
+  nodes of a path are distinct, so the levels' updates do not interfere.
+  Arguments as in `backward`.
   """
   batch_size, num_nodes = tree.node_visits.shape
   length = path.shape[1] - 1  # L, the most edges a path can have.
