@@ -262,6 +262,16 @@ def interleaved_times(timers, keys) -> Dict[str, List[float]]:
   return times
 
 
+def interleaved_medians(runs, repeat_key, repeats) -> Dict[str, float]:
+  """{name: median seconds} of `repeats` interleaved runs of each
+  `runs[name](key)`, a compiled search of a key."""
+  timers = {name: (lambda key, run=run: common.timed(run, key)[1])
+            for name, run in runs.items()}
+  times = interleaved_times(timers,
+                            list(jax.random.split(repeat_key, repeats)))
+  return {name: common.median(t) for name, t in times.items()}
+
+
 def add_timings(lib: dict, times: List[float], cell: Cell, model_s: float):
   """Median time, simulations/s and overhead over the model alone."""
   lib["times_s"] = times

@@ -114,13 +114,35 @@ def children_stats(qvalues: chex.Array, visit_counts: chex.Array,
   terms += (jnp.where(visited, qvalues, jnp.inf),
             jnp.where(visited, qvalues, -jnp.inf),
             (~visited).astype(jnp.int32))
-  ops = (jnp.add, jnp.maximum, jnp.add, jnp.add, jnp.minimum, jnp.maximum,
-         jnp.add)
-  inits = tuple(jnp.asarray(i, t.dtype) for i, t in zip(
-      (0, 0, 0, 0, jnp.inf, -jnp.inf, 0), terms))
-  return ChildrenStats(*jax.lax.reduce(
-      terms, inits, lambda x, y: tuple(op(a, b) for op, a, b in zip(ops, x, y)),
-      (qvalues.ndim - 1,)))
+  return ChildrenStats(*_reduce_in_one_pass(terms))
+
+
+# `children_stats`' reductions of its terms (sum, max, sum, sum, min, max,
+# sum), and their identities.
+_OPS = (jnp.add, jnp.maximum, jnp.add, jnp.add, jnp.minimum, jnp.maximum,
+        jnp.add)
+_INITS = (0, 0, 0, 0, jnp.inf, -jnp.inf, 0)
+
+
+@jax.custom_jvp
+def _reduce_in_one_pass(terms):
+  """The `_OPS` reductions of `terms` `[..., A]` along the last axis, in one
+  variadic reduction (which JAX cannot differentiate: its derivatives are
+  those of the separate reductions)."""
+  inits = tuple(jnp.asarray(i, t.dtype) for i, t in zip(_INITS, terms))
+  return jax.lax.reduce(
+      terms, inits,
+      lambda x, y: tuple(op(a, b) for op, a, b in zip(_OPS, x, y)),
+      (terms[0].ndim - 1,))
+
+
+@_reduce_in_one_pass.defjvp
+def _reduce_in_one_pass_jvp(primals, tangents):
+  reducers = {jnp.add: jnp.sum, jnp.maximum: jnp.max, jnp.minimum: jnp.min}
+  _, tangents_out = jax.jvp(
+      lambda terms: tuple(reducers[op](t, axis=-1)
+                          for op, t in zip(_OPS, terms)), primals, tangents)
+  return _reduce_in_one_pass(*primals), tangents_out
 
 
 def mixed_value(raw_value: chex.Array, stats: ChildrenStats) -> chex.Array:

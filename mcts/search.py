@@ -6,13 +6,14 @@ Each of the `num_simulations` iterations of the outer loop
      `[B]` vectors; the tree is read, never copied);
   2. expands: calls `recurrent_fn` once on the whole batch and writes the new
      nodes (one scatter per array);
-  3. backs up: walks from the new leaves to the roots, updating the visit
-     counts and mean values of the nodes on the path (a `while_loop` that
-     scatters `[B]` entries per level, or `[B, 8]` per 8 levels).
+  3. backs up: updates the visit counts and mean values of the nodes on the
+     path the walk recorded, all levels at once (one scatter per array, a
+     static bound, no loop); on the CPU level by level (`cpu_backup`).
 The work per simulation is O(depth x A) per tree, independent of the tree's
 size, unlike carrying the whole tree through a vmapped loop.
 """
-import os
+import dataclasses
+import functools
 from typing import Any, Optional
 
 import chex
@@ -21,7 +22,10 @@ import jax.numpy as jnp
 
 from mcts import base
 from mcts import checks
+from mcts import cpu_backup
+from mcts import cpu_splits
 from mcts import hashing
+from mcts import loops
 from mcts import reductions
 from mcts.tree import Tree, init_tree, log_prior, with_new_root
 
@@ -112,8 +116,9 @@ def search(
   first_free = jnp.maximum(jnp.sum(tree.node_visits > 0, axis=1), 1)
 
   def one_simulation(sim, tree):
-    parent, action = simulate(keys[sim, 0], tree, root_action_selection_fn,
-                              interior_action_selection_fn, max_depth)
+    parent, action, path, depth = simulate(
+        keys[sim, 0], tree, root_action_selection_fn,
+        interior_action_selection_fn, max_depth)
     child = tree.children_index[batch_range, parent, action]
     leaf = jnp.where(child < 0, first_free + sim, child).astype(jnp.int32)
     has_room = None
@@ -125,48 +130,22 @@ def search(
                   simulation=sim if check_finite else None)
     if can_fill_up:
       leaf = jnp.where(has_room, leaf, Tree.ROOT_INDEX)
-    return backward(tree, leaf)
+      depth = jnp.where(has_room, depth, 0)
+    return backward(tree, leaf, path, depth)
 
   return loop_fn(0, num_simulations, one_simulation, tree)
 
 
-# Tree levels per `while_loop` iteration of the walk and the backup, by
-# platform (keys as in `jax.lax.platform_dependent`). On a GPU each
-# iteration costs about 20 us (its condition goes to the host), more than a
-# level's work: 4 levels per iteration made searches 6-47% faster on an
-# H100 (`benchmarks/studies/loop_levels.py`; 8 was slower for Gumbel). On
-# the CPU 1 keeps a loop small enough at batch 1 for XLA to compile it as
-# one function, and more levels measured no faster.
-LEVELS_PER_ITERATION = dict(cpu=1, default=4)
-
-
-def while_levels(cond_fn, level_fn, state):
-  """`lax.while_loop(cond_fn, level_fn, state)` for a `level_fn` that leaves
-  finished trees unchanged, taking `LEVELS_PER_ITERATION` levels per
-  iteration for the platform it is lowered for."""
-  return jax.lax.platform_dependent(
-      state, **{platform: levels_loop(cond_fn, level_fn, levels)
-                for platform, levels in LEVELS_PER_ITERATION.items()})
-
-
-def levels_loop(cond_fn, level_fn, levels: int):
-  """`state -> lax.while_loop(cond_fn, body, state)` whose body applies
-  `level_fn` `levels` times."""
-  def body(state):
-    for _ in range(levels):
-      state = level_fn(state)
-    return state
-  return lambda state: jax.lax.while_loop(cond_fn, body, state)
-
-
 @chex.dataclass(frozen=True)
 class _Walk:
-  """The small carry of `simulate`'s loop; every field is `[B]`."""
+  """The small carry of `simulate`'s loop; every field but `path` is
+  `[B]`."""
   node: chex.Array       # The node whose action was just selected.
   action: chex.Array     # The action selected at `node`.
   next_node: chex.Array  # children_index[node, action], < 0 if none.
   depth: chex.Array      # Depth of `next_node`.
   continuing: chex.Array
+  path: chex.Array       # `[B, L + 1]`: the node at each depth < `depth`.
 
 
 def simulate(rng_key: chex.PRNGKey, tree: Tree, root_action_selection_fn,
@@ -176,16 +155,24 @@ def simulate(rng_key: chex.PRNGKey, tree: Tree, root_action_selection_fn,
   The walk stops at the first action whose child is not expanded yet, or
   when the next node would be at depth `max_depth`. The selection rules get
   a distinct key per tree and depth, derived from `rng_key`. When both are
-  marked by `action_selection.reads_one_node` and `avoid_cpu_splits` holds,
-  they get, on the CPU, a one-node view of the tree: node 0 holding the
-  rows of the node they select at, read by `node_rows`.
+  marked by `action_selection.reads_one_node` and
+  `cpu_splits.avoid_cpu_splits` holds, they get, on the CPU, a one-node view
+  of the tree: node 0 holding the rows of the node they select at.
+
+  The tree is read through `jax.lax.stop_gradient`: the choices are
+  piecewise constant in the tree's values, and the loop then carries no
+  tangents (a `while_loop` with tangents cannot be reversed).
 
   Returns:
-    parent `[B]` int32 and action `[B]` int32: the leaf edge of every tree.
+    parent `[B]` int32 and action `[B]` int32: the leaf edge of every tree;
+    path `[B, L + 1]` int32, L = min(max_depth, N - 1): the nodes the walk
+    went through, root first (path[b, d] for d < depth[b]; the rest
+    unspecified); depth `[B]` int32: the leaf's depth.
   """
-  batch_size = tree.node_visits.shape[0]
+  tree = jax.lax.stop_gradient(tree)
+  batch_size, num_nodes = tree.node_visits.shape
   batch_range = jnp.arange(batch_size)
-  one_node = avoid_cpu_splits(tree) and all(
+  one_node = cpu_splits.avoid_cpu_splits(tree) and all(
       getattr(fn, "reads_one_node", False)
       for fn in (root_action_selection_fn, interior_action_selection_fn))
   roots = jnp.full((batch_size,), Tree.ROOT_INDEX, jnp.int32)
@@ -201,10 +188,13 @@ def simulate(rng_key: chex.PRNGKey, tree: Tree, root_action_selection_fn,
     return jnp.asarray(jax.vmap(selection_fn, axis_name=base.TREE_AXIS)(
         *args), jnp.int32)
 
-  def view_at(node, rows):
+  def view_at(node, buffers):
     """The tree and node indices `[B]` the rules read for `node`: a one-node
-    view of `rows` if any."""
-    return (tree, node) if rows is None else (tree.replace(**rows), roots)
+    view read through `buffers` if any."""
+    if buffers is None:
+      return tree, node, None
+    view, buffers = cpu_splits.node_view(tree, node, buffers)
+    return view, roots, buffers
 
   def advance(view, at, action, depth):
     next_node = view.children_index[batch_range, at, action]
@@ -212,113 +202,53 @@ def simulate(rng_key: chex.PRNGKey, tree: Tree, root_action_selection_fn,
     return next_node, continuing
 
   # The root's rows are static slices, which XLA does not split.
-  view, at = view_at(roots, {f: getattr(tree, f)[:, :1]
-                            for f in _VIEW_FIELDS} if one_node else None)
-  action = select(root_action_selection_fn, view, at)
+  view = cpu_splits.root_view(tree) if one_node else tree
+  action = select(root_action_selection_fn, view, roots)
   depth = jnp.ones_like(roots)
-  next_node, continuing = advance(view, at, action, depth)
+  next_node, continuing = advance(view, roots, action, depth)
+  path = jnp.full((batch_size, min(max_depth, num_nodes - 1) + 1),
+                  Tree.ROOT_INDEX, jnp.int32)
   start = _Walk(node=roots, action=action, next_node=next_node, depth=depth,
-                continuing=continuing)
+                continuing=continuing, path=path)
 
-  def step(walk, buffers):
+  def step(state, record):
     # A finished walk keeps its node, action and depth, so `advance` gives
     # it back its own next node and `continuing` (False) again.
+    walk, buffers = state
     go = walk.continuing
     node = jnp.where(go, walk.next_node, walk.node)
-    rows = None
-    if buffers is not None:
-      rows, buffers = node_rows(tree, node, buffers)
-    view, at = view_at(node, rows)
+    view, at, buffers = view_at(node, buffers)
     action = jnp.where(go, select(interior_action_selection_fn, view, at,
                                   walk.depth), walk.action)
+    # `node` is at depth `walk.depth` (< L); a finished walk rewrites its
+    # leaf's entry, which `backward` does not read.
+    path = walk.path
+    if record:
+      path = path.at[batch_range, walk.depth].set(node, mode="drop",
+                                                  unique_indices=True)
     depth = walk.depth + go
     next_node, continuing = advance(view, at, action, depth)
     return _Walk(node=node, action=action, next_node=next_node, depth=depth,
-                 continuing=continuing), buffers
+                 continuing=continuing, path=path), buffers
 
   def walk_on(platform):
-    """The walk's loop as lowered for `platform` (as `while_levels`, with
-    buffers carried along: on the CPU the one-node views are read through
-    them, see `node_rows`)."""
-    loop = levels_loop(lambda state: reductions.row_any(state[0].continuing),
-                       lambda state: step(*state),
-                       LEVELS_PER_ITERATION[platform])
-
+    """The walk as lowered for `platform`: on the CPU the one-node views
+    are read through buffers carried along (`cpu_splits.node_rows`), and
+    the path is not recorded (the CPU's backup finds it by the parents)."""
     def run(start):
       buffers = None
       if one_node and platform == "cpu":
-        buffers = row_buffers(tree)
-      return loop((start, buffers))[0]
+        buffers = cpu_splits.row_buffers(tree)
+      return loops.levels_loop(
+          lambda state: reductions.row_any(state[0].continuing),
+          functools.partial(step, record=platform != "cpu"),
+          loops.LEVELS_PER_ITERATION[platform])((start, buffers))[0]
     return run
 
-  end = jax.lax.platform_dependent(
+  end = loops.by_platform(
       start, **{platform: walk_on(platform)
-                for platform in LEVELS_PER_ITERATION})
-  return end.node, end.action
-
-
-# The fields of a one-node view: the node's own rows of the `Tree` arrays.
-_VIEW_FIELDS = Tree.NODE_FIELDS + Tree.EDGE_FIELDS
-
-
-def node_rows(tree: Tree, node: chex.Array, buffers):
-  """The rows of the node and edge arrays at `node` `[B]`, written into
-  `buffers` (from `row_buffers`) in place and read back, each `[B, 1,
-  ...]`: XLA's CPU compiler never splits a fusion that ends in an in-place
-  update over threads (see `CPU_SPLIT_BYTES`).
-
-  Returns:
-    the rows as a dict by field name, and the updated buffers.
-  """
-  batch_range = jnp.arange(node.shape[0])
-  buffers = {f: jax.lax.dynamic_update_slice_in_dim(
-      buffers[f], getattr(tree, f)[batch_range, node][:, None], 0, axis=0)
-             for f in _VIEW_FIELDS}
-  return {f: b[:-1] for f, b in buffers.items()}, buffers
-
-
-def row_buffers(tree: Tree):
-  """Buffers for `node_rows`, `[B + 1, 1, ...]`: the spare row keeps the
-  update from covering the whole buffer, which XLA would turn into no
-  write at all."""
-  return {f: jnp.zeros((x.shape[0] + 1, 1) + x.shape[2:], x.dtype)
-          for f in _VIEW_FIELDS for x in (getattr(tree, f),)}
-
-
-# XLA's CPU compiler splits an operation over the cores when it estimates
-# that it reads or writes this many bytes, and counts a gather as reading
-# all of its array. On a few cores the hand-off costs more than a walk
-# level's gathers (4.8 instead of 0.4 us per level at B=16, 16 actions, 800
-# nodes: `benchmarks/studies/cpu_split.py`).
-CPU_SPLIT_BYTES = 512 * 1024
-# Above this many bytes per row read (B x A numbers), a split gather's work
-# pays for the hand-off: B=256 with 362 actions (370 KiB) was 1.24x slower
-# through buffers, B=16 with 362 actions (23 KiB) 0.83-0.99x the time.
-CPU_ROWS_IN_PLACE_MAX_BYTES = 64 * 1024
-
-
-def avoid_cpu_splits(tree: Tree) -> bool:
-  """Whether a search on the CPU should work around XLA's splits (the walk
-  reads its rows through buffers, `node_rows`; the backup goes in chunks,
-  `backward_in_chunks`). That is where XLA would split: for a batch of
-  trees (one tree's rows are dynamic slices, which XLA does not split), in
-  a process that may run on several cores (which XLA counts the same way),
-  once the edge arrays, which a selection rule reads together, reach
-  `CPU_SPLIT_BYTES`; and while a row read stays under
-  `CPU_ROWS_IN_PLACE_MAX_BYTES`. Otherwise the buffers' extra updates cost
-  more than they save (the walk's buffers 5-15% with one core)."""
-  edges = [getattr(tree, f) for f in Tree.EDGE_FIELDS]
-  row_bytes = max(x.nbytes // x.shape[1] for x in edges)
-  return (tree.node_visits.shape[0] > 1 and schedulable_cores() > 1
-          and sum(x.nbytes for x in edges) >= CPU_SPLIT_BYTES
-          and row_bytes < CPU_ROWS_IN_PLACE_MAX_BYTES)
-
-
-def schedulable_cores() -> int:
-  """The CPU cores this process may run on."""
-  if hasattr(os, "sched_getaffinity"):
-    return len(os.sched_getaffinity(0))
-  return os.cpu_count() or 1
+                for platform in loops.LEVELS_PER_ITERATION})
+  return end.node, end.action, end.path, end.depth
 
 
 def expand(params, rng_key, tree: Tree, recurrent_fn, parent, action,
@@ -401,145 +331,127 @@ def _mask_new_node(prior_logits, invalid_actions):
           jnp.where(invalid, Tree.INVALID, Tree.UNVISITED))
 
 
-# Tree levels `backward_in_chunks` takes per `while_loop` iteration.
-BACKUP_CHUNK = 8
+def backward(tree: Tree, leaf: chex.Array, path: chex.Array,
+             depth: chex.Array) -> Tree:
+  """Backs the leaves' values up to the roots (`backward_along_path`).
 
-
-def backward(tree: Tree, leaf: chex.Array) -> Tree:
-  """Backs the leaves' values up to the roots (see `backward_by_level`).
-
-  On the CPU, trees for which `avoid_cpu_splits` holds go up in
-  chunks of levels (`backward_in_chunks`): each of a level's scatters into
-  a large tree array would be split over threads, a chunk's are split once.
-  """
-  if avoid_cpu_splits(tree):
-    return jax.lax.platform_dependent(tree, leaf, cpu=backward_in_chunks,
-                                      default=backward_by_level)
-  return backward_by_level(tree, leaf)
-
-
-def backward_in_chunks(tree: Tree, leaf: chex.Array) -> Tree:
-  """`backward_by_level`, `BACKUP_CHUNK` edges per loop iteration, whose
-  levels are vectorised: one gather or scatter per array for all of them.
-  The nodes of a path are distinct, so the updates of several levels do
-  not interfere."""
-  batch_size, num_nodes = tree.node_visits.shape
-  rows = jnp.arange(batch_size)[:, None]
-  root = Tree.ROOT_INDEX
-  levels = BACKUP_CHUNK
-
-  def not_at_root(state):
-    return reductions.row_any(state[0] != root)
-
-  def edges_up(node):
-    """The next `levels` edges above `node` `[B]`: child and parent, `[B,
-    levels]` each, both the root above the root."""
-    nodes = [node]
-    for _ in range(levels):
-      nodes.append(jnp.where(nodes[-1] != root,
-                             tree.parents[rows[:, 0], nodes[-1]], root))
-    return jnp.stack(nodes[:-1], axis=1), jnp.stack(nodes[1:], axis=1)
-
-  def some_levels(state):
-    # `node_value` is V(node), already updated.
-    node, value, node_value, visits, values, children_visits, qvalues = state
-    child, parent = edges_up(node)
-    active = child != root
-    action = jnp.maximum(tree.action_from_parent[rows, child], 0)
-    reward = tree.node_rewards[rows, child]
-    discount = tree.node_discounts[rows, child]
-    returns = []
-    for level in range(levels):
-      value = jnp.where(active[:, level],
-                        reward[:, level] + discount[:, level] * value, value)
-      returns.append(value)
-    returns = jnp.stack(returns, axis=1)
-    # Levels above the root write out of bounds (dropped), each to its own
-    # index so that the indices stay unique.
-    target = jnp.where(active, parent, num_nodes + jnp.arange(levels))
-    in_place = dict(mode="drop", unique_indices=True)
-    # As in `backward_by_level`, counts are read after the update.
-    visits = visits.at[rows, target].add(1, **in_place)
-    count = visits[rows, parent]
-    old_value = values[rows, parent]
-    parent_value = old_value + (returns - old_value) / count
-    child_value = jnp.concatenate([node_value[:, None], parent_value[:, :-1]],
-                                  axis=1)
-    values = values.at[rows, target].set(parent_value, **in_place)
-    children_visits = children_visits.at[rows, target, action].add(
-        1, **in_place)
-    qvalues = qvalues.at[rows, target, action].set(
-        reward + discount * child_value, **in_place)
-    return (parent[:, -1], value, parent_value[:, -1], visits, values,
-            children_visits, qvalues)
-
-  leaf_value = tree.node_values[rows[:, 0], leaf]
-  state = (leaf, leaf_value, leaf_value, tree.node_visits, tree.node_values,
-           tree.children_visits, tree.children_qvalues)
-  _, _, _, visits, values, children_visits, qvalues = jax.lax.while_loop(
-      not_at_root, some_levels, state)
-  return tree.replace(node_visits=visits, node_values=values,
-                      children_visits=children_visits,
-                      children_qvalues=qvalues)
-
-
-def backward_by_level(tree: Tree, leaf: chex.Array) -> Tree:
-  """Backs the leaves' values up to the roots, level by level.
-
-  For each edge (parent, a) -> node on the path, from the leaf up:
-    G <- r(parent, a) + discount(parent, a) * G
-    V(parent) <- (V(parent) * N(parent) + G) / (N(parent) + 1)
-    N(parent) <- N(parent) + 1,  N(parent, a) <- N(parent, a) + 1
-    Q(parent, a) <- r(parent, a) + discount(parent, a) * V(node)
-  starting from G = V(leaf).
+  On the CPU the backup goes level by level (`cpu_backup.backward`), which
+  measured faster there, and the walk does not record the paths. The
+  derivatives are `backward_along_path`'s on every platform: its updates
+  have a static bound and can be reversed.
 
   Args:
     tree: the tree after `expand`.
     leaf: `[B]` int32 index of the just evaluated leaves.
+    path: `[B, L + 1]` int32, the leaves' ancestors from the root
+      (`path[b, d]` for `d < depth[b]`; on the CPU unspecified).
+    depth: `[B]` int32 depth of the leaves, 0 for a simulation that
+      changes nothing.
   """
-  batch_size = tree.node_visits.shape[0]
-  batch_range = jnp.arange(batch_size)
+  # Only the node and edge arrays go through `_backward`: what passes a
+  # custom derivative unchanged is no longer known to XLA as unchanged.
+  arrays = {f: getattr(tree, f) for f in Tree.NODE_FIELDS + Tree.EDGE_FIELDS}
+  return tree.replace(**_backward(arrays, leaf, path, depth))
 
-  def not_at_root(state):
-    return reductions.row_any(state[0] != Tree.ROOT_INDEX)
 
-  def one_level(state):
-    # `node_value` is V(node), already updated: each array is read at one
-    # place only, which lets XLA update it in place without a copy.
-    # Trees already at their root rewrite their root's entries unchanged:
-    # every write stays in bounds, so XLA updates the arrays in place.
-    node, value, node_value, visits, values, children_visits, qvalues = state
-    active = node != Tree.ROOT_INDEX
-    parent = jnp.where(active, tree.parents[batch_range, node],
-                       Tree.ROOT_INDEX)
-    action = jnp.maximum(tree.action_from_parent[batch_range, node], 0)
-    reward = tree.node_rewards[batch_range, node]
-    discount = tree.node_discounts[batch_range, node]
-    value = reward + discount * value
-    in_place = dict(mode="promise_in_bounds", unique_indices=True)
-    # The count is read after the update: reading `visits` before writing
-    # it made XLA copy the whole array on every level.
-    visits = visits.at[batch_range, parent].add(
-        active.astype(visits.dtype), **in_place)
-    count = visits[batch_range, parent]
-    old_value = values[batch_range, parent]
-    parent_value = jnp.where(active, old_value + (value - old_value) / count,
-                             old_value)
-    qvalue = jnp.where(active, reward + discount * node_value,
-                       qvalues[batch_range, parent, action])
-    values = values.at[batch_range, parent].set(parent_value, **in_place)
-    children_visits = children_visits.at[batch_range, parent, action].add(
-        active.astype(children_visits.dtype), **in_place)
-    qvalues = qvalues.at[batch_range, parent, action].set(qvalue,
-                                                          **in_place)
-    return (parent, value, parent_value, visits, values, children_visits,
-            qvalues)
+def _arrays_tree(arrays) -> Tree:
+  """A `Tree` of the node and edge `arrays` only (the rest None)."""
+  return Tree(**{f.name: arrays.get(f.name)
+                 for f in dataclasses.fields(Tree)})
 
-  leaf_value = tree.node_values[batch_range, leaf]
-  state = (leaf, leaf_value, leaf_value, tree.node_visits, tree.node_values,
-           tree.children_visits, tree.children_qvalues)
-  _, _, _, visits, values, children_visits, qvalues = while_levels(
-      not_at_root, one_level, state)
-  return tree.replace(node_visits=visits, node_values=values,
-                      children_visits=children_visits,
-                      children_qvalues=qvalues)
+
+def _updated(tree: Tree):
+  """The arrays of `tree` a backup changes, by name."""
+  return {f: getattr(tree, f) for f in _UPDATED_FIELDS}
+
+
+# The arrays a backup changes.
+_UPDATED_FIELDS = ("node_visits", "node_values", "children_visits",
+                   "children_qvalues")
+
+
+@jax.custom_jvp
+def _backward(arrays, leaf, path, depth):
+  """`backward` on the node and edge arrays; returns the updated ones."""
+  tree = _arrays_tree(arrays)
+  return _updated(loops.by_platform(
+      tree, leaf, path, depth, default=backward_along_path,
+      cpu=lambda tree, leaf, path, depth: cpu_backup.backward(tree, leaf)))
+
+
+@_backward.defjvp
+def _backward_jvp(primals, tangents):
+  arrays, leaf, path, depth = primals
+  tree = _arrays_tree(arrays)
+  path = loops.by_platform(
+      tree, leaf, path, depth, cpu=cpu_backup.recorded_path,
+      default=lambda tree, leaf, path, depth: path)
+  _, updated_dot = jax.jvp(
+      lambda arrays: _updated(backward_along_path(
+          _arrays_tree(arrays), leaf, path, depth)), (arrays,),
+      (tangents[0],))
+  return _backward(arrays, leaf, path, depth), updated_dot
+
+
+def backward_along_path(tree: Tree, leaf: chex.Array, path: chex.Array,
+                        depth: chex.Array) -> Tree:
+  """Backs the leaves' values up to the roots along the recorded paths, all
+  levels at once: one gather and one scatter per array, no loop.
+
+  For each edge (n_k, a_k) -> n_{k+1} of the path n_0 (root), ..., n_D
+  (leaf), k < D:
+    G_k = r(n_{k+1}) + discount(n_{k+1}) * G_{k+1},  G_D = V(leaf)
+    V(n_k) <- (V(n_k) * N(n_k) + G_k) / (N(n_k) + 1)
+    N(n_k) <- N(n_k) + 1,  N(n_k, a_k) <- N(n_k, a_k) + 1
+    Q(n_k, a_k) <- r(n_{k+1}) + discount(n_{k+1}) * V(n_{k+1})
+  with V(n_{k+1}) already updated. The returns G_k, a reverse composition
+  of the affine maps x -> r + discount * x, come from an associative scan
+  (equal to the level-by-level sums up to rounding: another order). The
+  nodes of a path are distinct, so the levels' updates do not interfere.
+  Arguments as in `backward`.
+  """
+  batch_size, num_nodes = tree.node_visits.shape
+  length = path.shape[1] - 1  # L, the most edges a path can have.
+  rows = jnp.arange(batch_size)[:, None]
+  level = jnp.arange(length)[None]
+  nodes = jnp.where(level == depth[:, None], leaf[:, None], path[:, :-1])
+  nodes = jnp.concatenate([nodes, leaf[:, None]], axis=1)
+  parent, child = nodes[:, :-1], nodes[:, 1:]  # `[B, L]` each.
+  on_path = level < depth[:, None]
+  reward = tree.node_rewards[rows, child]
+  discount = tree.node_discounts[rows, child]
+  action = jnp.maximum(tree.action_from_parent[rows, child], 0)
+
+  def compose(outer, inner):
+    """x -> outer(inner(x)) for affine maps (r, discount)."""
+    return (outer[0] + outer[1] * inner[0], outer[1] * inner[1])
+
+  # The maps of the edges below each parent, composed from the leaf up.
+  # (Levels off the path are the identity; the reverse scan calls
+  # `fn(inner, outer)`: the map of the lower level comes first.)
+  zero = jnp.zeros((), reward.dtype)
+  offset, scale = jax.lax.associative_scan(
+      lambda inner, outer: compose(outer, inner),
+      (jnp.where(on_path, reward, zero),
+       jnp.where(on_path, discount, zero + 1)), reverse=True, axis=1)
+  leaf_value = tree.node_values[rows[:, 0], leaf]
+  returns = offset + scale * leaf_value[:, None]
+  count = tree.node_visits[rows, parent] + 1
+  old_value = tree.node_values[rows, parent]
+  parent_value = old_value + (returns - old_value) / count
+  child_value = jnp.where(
+      level + 1 < depth[:, None],
+      jnp.concatenate([parent_value[:, 1:], parent_value[:, :1]], axis=1),
+      leaf_value[:, None])
+  # Levels off the path write out of bounds (dropped), each to its own
+  # index so that the indices stay unique.
+  target = jnp.where(on_path, parent, num_nodes + level)
+  in_place = dict(mode="drop", unique_indices=True)
+  return tree.replace(
+      node_visits=tree.node_visits.at[rows, target].add(1, **in_place),
+      node_values=tree.node_values.at[rows, target].set(parent_value,
+                                                        **in_place),
+      children_visits=tree.children_visits.at[rows, target, action].add(
+          1, **in_place),
+      children_qvalues=tree.children_qvalues.at[rows, target, action].set(
+          reward + discount * child_value, **in_place))

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 import mcts
+from mcts import cpu_splits
+from mcts import loops as mcts_loops
 from tests import problems
 
 
@@ -165,8 +167,7 @@ def test_several_levels_per_loop_iteration_give_the_same_tree(
                                        max_depth=max_depth)
   key = jax.random.PRNGKey(3)
   one = jax.jit(fn)(params, key, root)
-  search_module = sys.modules["mcts.search"]
-  monkeypatch.setattr(search_module, "LEVELS_PER_ITERATION", dict(cpu=3))
+  monkeypatch.setattr(mcts_loops, "LEVELS_PER_ITERATION", dict(cpu=3))
   jax.clear_caches()  # Or jit would reuse the program traced above.
   three = jax.jit(fn)(params, key, root)
   # Deeper than one iteration's 3 levels, or down to max_depth.
@@ -192,10 +193,9 @@ def test_avoiding_cpu_splits_gives_the_same_tree(policy, max_depth, kwargs,
                                        **kwargs)
   key = jax.random.PRNGKey(9)
   plain = jax.jit(fn)(params, key, root)
-  search_module = sys.modules["mcts.search"]
-  monkeypatch.setattr(search_module, "CPU_SPLIT_BYTES", 0)
-  monkeypatch.setattr(search_module, "schedulable_cores", lambda: 2)
-  assert search_module.avoid_cpu_splits(plain.search_tree)
+  monkeypatch.setattr(cpu_splits, "CPU_SPLIT_BYTES", 0)
+  monkeypatch.setattr(cpu_splits, "schedulable_cores", lambda: 2)
+  assert cpu_splits.avoid_cpu_splits(plain.search_tree)
   jax.clear_caches()  # Or jit would reuse the program traced above.
   in_place = jax.jit(fn)(params, key, root)
   assert _max_depth(plain.search_tree) >= min(3, max_depth or 3)

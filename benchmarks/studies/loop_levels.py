@@ -1,7 +1,7 @@
 """Search time against the tree levels taken per `while_loop` iteration.
 
 The walk and the backup of `mcts.search` loop over tree levels, and
-`mcts.search.LEVELS_PER_ITERATION` sets, per platform, how many levels one
+`mcts.loops.LEVELS_PER_ITERATION` sets, per platform, how many levels one
 iteration takes (see `while_levels`). This times our policies with each
 value on the current default device, next to mctx, interleaved (median of
 --repeats), and checks that every value gives the same tree.
@@ -9,7 +9,6 @@ value on the current default device, next to mctx, interleaved (median of
   python -m benchmarks.studies.loop_levels --levels 1,2,4,8
 """
 import argparse
-import importlib
 
 import jax
 import numpy as np
@@ -18,9 +17,7 @@ import mcts
 from benchmarks import common
 from benchmarks import models
 from benchmarks import throughput
-
-# The module, which `mcts.search` (the function) hides.
-search_module = importlib.import_module("mcts.search")
+from mcts import loops as search_loops
 
 CELLS = ("gumbel,1,16,64 gumbel,256,16,64 gumbel,16,362,256 "
          "muzero,1,16,64 muzero,256,16,64 muzero,1,362,256")
@@ -40,7 +37,7 @@ def bench_cell(cell, levels, libs, repeats, seed):
   root = models.root_output(mcts, model, root_key, cell.batch)
   runs, first_tree = {}, None
   for k in levels:
-    search_module.LEVELS_PER_ITERATION = dict(cpu=k, default=k)
+    search_loops.LEVELS_PER_ITERATION = dict(cpu=k, default=k)
     run = compiled_search(mcts, cell, model, root, warm_key)
     tree = jax.block_until_ready(run(warm_key)).search_tree
     if first_tree is None:
@@ -54,11 +51,7 @@ def bench_cell(cell, levels, libs, repeats, seed):
     run = compiled_search(libs["mctx"], cell, model, mctx_root, warm_key)
     jax.block_until_ready(run(warm_key))
     runs["mctx"] = run
-  timers = {name: (lambda key, run=run: common.timed(run, key)[1])
-            for name, run in runs.items()}
-  times = throughput.interleaved_times(
-      timers, list(jax.random.split(repeat_key, repeats)))
-  return {name: common.median(t) for name, t in times.items()}
+  return throughput.interleaved_medians(runs, repeat_key, repeats)
 
 
 def main(argv=None):
@@ -75,7 +68,7 @@ def main(argv=None):
   libs = throughput.load_libraries(args.no_mctx)
   env = common.environment()
   print(f"jax {env['jax_version']} on {env['device']}", flush=True)
-  saved = dict(search_module.LEVELS_PER_ITERATION)
+  saved = dict(search_loops.LEVELS_PER_ITERATION)
   records = []
   try:
     for spec in args.cells.split():
@@ -90,7 +83,7 @@ def main(argv=None):
       if args.out:
         common.write_json(args.out, dict(env, cells=records))
   finally:
-    search_module.LEVELS_PER_ITERATION = saved
+    search_loops.LEVELS_PER_ITERATION = saved
   header = ["cell"] + list(records[0]["ms"]) if records else ["cell"]
   print(common.format_table(header, [
       [r["label"]] + [f"{v:.2f}" for v in r["ms"].values()] for r in records],
