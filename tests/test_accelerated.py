@@ -1,6 +1,7 @@
 """The walk kernel (`mcts.pallas_walk`, chosen by `mcts.accelerated`) builds
 the same trees as the generic walk: run in Pallas' interpreter on the CPU,
 on random problems; and it lowers for CUDA as one Triton call."""
+import dataclasses
 import functools
 
 import jax
@@ -93,6 +94,20 @@ def test_kernel_builds_the_generic_trees(case):
   fn = _policy_fn(policy, problem, **kwargs)
   generic, kernel = _both_walks(fn, problem.params(), jax.random.PRNGKey(3))
   _assert_same_trees(generic, kernel)
+
+
+def test_kernel_breaks_ties_by_the_same_noise():
+  """Uniform priors, zero values and rewards: pUCT's scores tie exactly,
+  and only the hashed noise (by depth and tree) decides."""
+  problem = problems.make_problem(4, num_actions=6, batch_size=4,
+                                  logit_scale=0.0)
+  zeros = np.zeros_like(problem.value)
+  problem = dataclasses.replace(problem, value=zeros, reward=zeros)
+  fn = _policy_fn("muzero_policy", problem, dirichlet_fraction=0.0)
+  generic, kernel = _both_walks(fn, problem.params(), jax.random.PRNGKey(5))
+  _assert_same_trees(generic, kernel)
+  depths = np.asarray(generic.search_tree.parents > 0).sum()
+  assert depths > 0  # The trees go below the root.
 
 
 @pytest.mark.parametrize("policy", ["muzero_policy", "gumbel_muzero_policy"])
