@@ -141,13 +141,15 @@ def policy_fn(policy: str, model):
   return fn
 
 
-def measure(policy: str, walk: str, batch: int, actions: int) -> dict:
-  """Counts for one policy and walk ("generic" or "kernel")."""
+def measure(policy: str, walk: str, batch: int, actions: int,
+            platforms=("cuda", "cpu")) -> dict:
+  """Counts for one policy and walk ("generic" or "kernel"), by platform
+  and stage ("cuda_lowered", "cpu_lowered", "cpu_compiled")."""
   model = models.tiny_model(actions)
   root = models.root_output(mcts, model, jax.random.PRNGKey(0), batch)
   key = jax.random.PRNGKey(1)
   result = {}
-  for platform in ("cuda", "cpu"):
+  for platform in platforms:
     mode = dict(generic="never", kernel="auto")[walk]
     interpret = False
     if platform == "cpu" and walk == "kernel":

@@ -19,6 +19,7 @@ import threading
 from typing import Optional
 
 import jax
+import jax.numpy as jnp
 
 from mcts import action_selection
 from mcts import pallas_walk
@@ -67,7 +68,10 @@ def simulate(rng_key, tree, root_action_selection_fn,
 
   mode, interpret = _current_options()
   rule = None
-  if mode != "never" and tree.node_values.dtype == jax.numpy.float32:
+  float32 = all(getattr(tree, f).dtype == jnp.float32 for f in (
+      "node_values", "raw_values", "children_qvalues",
+      "children_prior_logits"))
+  if mode != "never" and float32:
     rule = walk_rule(root_action_selection_fn, interior_action_selection_fn)
   if rule is None:
     return generic_walk(tree)

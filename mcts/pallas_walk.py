@@ -187,16 +187,18 @@ def _walk_one_tree(rule, ins, batch_size, num_actions, width, max_depth):
         invalid = invalid | (root_row("root_invalid", 1) != 0)
       noise = _tie_break_noise(ins["key_data"], salt, width)
       return _puct_choice(rule, r, at("node_visits", node),
-                          at("node_values", node), noise, invalid, real)
+                          at("node_values", node), noise, invalid, real,
+                          num_actions)
   else:
     def select(node, depth, salt):
       del salt
       r = rows(node)
       if depth == 0:
         return _gumbel_root_choice(rule, r, at("raw_values", node), ins,
-                                   root_row, real)
+                                   root_row, real, num_actions)
       return _gumbel_interior_choice(rule, r, at("raw_values", node),
-                                     at("node_visits", node), real)
+                                     at("node_visits", node), real,
+                                     num_actions)
 
   def child_of(r_children, action):
     return jnp.sum(jnp.where(index == action, r_children, 0))
@@ -234,18 +236,19 @@ def _tie_break_noise(key_ref, salt, width):
   return hashing.uniform_from_words(words, width)[None, :]
 
 
-def _first_argmax(score, blocked):
+def _first_argmax(score, blocked, num_actions):
   """The first index of the maximum of `score` `[1, W]` outside `blocked`,
-  as `action_selection.masked_argmax`: an int32 scalar."""
+  as `action_selection.masked_argmax` (a row with NaN: the last action):
+  an int32 scalar."""
   score = jnp.where(blocked, -jnp.inf, score)
   index = jax.lax.broadcasted_iota(jnp.int32, score.shape, 1)
   best = jnp.max(score, axis=-1, keepdims=True)
   first = jnp.min(jnp.where(score == best, index, score.shape[-1]), axis=-1)
-  return jnp.minimum(first, score.shape[-1] - 1)[0]
+  return jnp.minimum(first, num_actions - 1)[0]
 
 
 def _puct_choice(rule: Puct, r, node_visit, node_value, noise, invalid,
-                 real):
+                 real, num_actions):
   """`muzero_action_selection` on the rows `r` of one node."""
   visit_counts = r["visits"]
   visited = visit_counts > 0
@@ -267,7 +270,7 @@ def _puct_choice(rule: Puct, r, node_visit, node_value, noise, invalid,
     value_score = (value_score - rule.min_value) / (
         rule.max_value - rule.min_value)
   score = value_score + policy_score + 1e-7 * noise
-  return _first_argmax(score, invalid | ~real)
+  return _first_argmax(score, invalid | ~real, num_actions)
 
 
 def _completed_qvalues(rule: Gumbel, r, raw_value, real):
@@ -296,7 +299,8 @@ def _completed_qvalues(rule: Gumbel, r, raw_value, real):
   return visit_scale * rule.value_scale * completed
 
 
-def _gumbel_root_choice(rule: Gumbel, r, raw_value, ins, root_row, real):
+def _gumbel_root_choice(rule: Gumbel, r, raw_value, ins, root_row, real,
+                        num_actions):
   """`gumbel_muzero_root_action_selection` on the root's rows `r`."""
   completed = _completed_qvalues(rule, r, raw_value, real)
   visit_counts = r["visits"] - root_row("root_prior_visits", 0)
@@ -310,10 +314,11 @@ def _gumbel_root_choice(rule: Gumbel, r, raw_value, ins, root_row, real):
                       + completed)
   score = jnp.where(visit_counts == considered_visit, score, -jnp.inf)
   blocked = root_row("root_blocked", 1) != 0
-  return _first_argmax(score, blocked | ~real)
+  return _first_argmax(score, blocked | ~real, num_actions)
 
 
-def _gumbel_interior_choice(rule: Gumbel, r, raw_value, node_visit, real):
+def _gumbel_interior_choice(rule: Gumbel, r, raw_value, node_visit, real,
+                            num_actions):
   """`gumbel_muzero_interior_action_selection` on the rows `r` of one
   node."""
   completed = _completed_qvalues(rule, r, raw_value, real)
@@ -323,4 +328,5 @@ def _gumbel_interior_choice(rule: Gumbel, r, raw_value, node_visit, real):
   exp = jnp.where(real, exp, 0.0)
   improved_policy = exp / jnp.sum(exp, -1, keepdims=True)
   to_argmax = improved_policy - r["visits"] / node_visit
-  return _first_argmax(to_argmax, (improved_policy <= 0) | ~real)
+  return _first_argmax(to_argmax, (improved_policy <= 0) | ~real,
+                       num_actions)

@@ -204,3 +204,18 @@ def test_kernel_matches_generic_on_random_problems(policy, seed):
   generic, kernel = _both_walks(fn, problem.params(),
                                 jax.random.PRNGKey(seed))
   _assert_same_trees(generic, kernel)
+
+
+@pytest.mark.parametrize("policy", ["muzero_policy", "gumbel_muzero_policy"])
+def test_kernel_leaves_one_round_trip_loop_per_simulation_on_gpus(policy):
+  """benchmarks/launch_count on the CUDA lowering: the generic walk and the
+  backup are two loops of unknown trip count per simulation; with the
+  kernel only the backup's is left, and the walk is one custom call."""
+  from benchmarks import launch_count  # pylint: disable=g-import-not-at-top
+  counts = {walk: launch_count.measure(policy, walk, batch=4, actions=8,
+                                       platforms=("cuda",))["cuda_lowered"]
+            for walk in ("generic", "kernel")}
+  assert counts["generic"]["loops_unknown_trip"] == 2
+  assert counts["generic"]["custom_calls"] == []
+  assert counts["kernel"]["loops_unknown_trip"] == 1
+  assert counts["kernel"]["custom_calls"] == ["__gpu$xla.gpu.triton"]
