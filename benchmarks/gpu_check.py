@@ -60,9 +60,15 @@ def bench_cell(cell, args, walk_modes, mctx, mctx_history):
   record = dict(label=cell.label(), **cell.__dict__, libs={})
   timers = {}
   for name, (mode, interpret) in walk_modes.items():
-    with accelerated.walk_kernel(mode, interpret=interpret):
-      record["libs"][name], timers[name], _ = throughput.prepare_search(
-          mcts, cell, model, root_key, warm_key, None, None)
+    try:
+      with accelerated.walk_kernel(mode, interpret=interpret):
+        record["libs"][name], timers[name], _ = throughput.prepare_search(
+            mcts, cell, model, root_key, warm_key, None, None)
+    except Exception as e:  # pylint: disable=broad-except
+      # E.g. Triton failing to compile the kernel: the other columns
+      # still run.
+      print(f"  {name} failed: {e!r}"[:3000], file=sys.stderr, flush=True)
+      record["libs"][name] = dict(skipped="error", error=repr(e)[:3000])
   if mctx is not None:
     record["libs"]["mctx"], timer, _ = throughput.prepare_search(
         mctx, cell, model, root_key, warm_key, args.mctx_limit, mctx_history)
@@ -79,7 +85,7 @@ def bench_cell(cell, args, walk_modes, mctx, mctx_history):
     record["libs"][name]["over_floor"] = (
         record["libs"][name]["time_s"] / record["model_s"])
   if "mctx" in times:
-    for name in walk_modes:
+    for name in set(walk_modes) & set(times):
       record["libs"][name]["mctx_ratio"] = (
           record["libs"]["mctx"]["time_s"] / record["libs"][name]["time_s"])
   return record
@@ -136,7 +142,12 @@ def main(argv=None):
     cell_start = time.perf_counter()
     print(f"  {cell.label()}", file=sys.stderr, flush=True)
     records.append(bench_cell(cell, args, walk_modes, mctx, mctx_history))
+    for name, lib in records[-1]["libs"].items():
+      if lib.get("error"):  # Not retried on the next cells.
+        walk_modes.pop(name, None)
     last_s = time.perf_counter() - cell_start
+    print("  " + " | ".join(table_row(records[-1])), file=sys.stderr,
+          flush=True)
     if args.out:
       common.write_json(args.out, dict(env, args=vars(args), cells=records,
                                        skipped_for_time=skipped))

@@ -7,9 +7,10 @@
 # Uses python3's jax if it sees a GPU; otherwise makes a venv (.venv-gpu,
 # with the system's packages) and installs jax for CUDA 13 and this project
 # with its dev extra (mctx), from .whl/ without a network when wheels are
-# there. Then runs benchmarks/gpu_check.py (its options pass through; its
-# default budget keeps the whole under 8 minutes), which prints one table
-# and writes benchmarks/results/gpu/gpu_check.json, and the launch counts
+# there. Then runs benchmarks/gpu_check.py (its options pass through; a
+# budget of BUDGET=300 s for its cells keeps the whole under 8 minutes),
+# which prints one table and writes benchmarks/results/gpu/gpu_check.json,
+# then the launch counts, compiled for the GPU too
 # (benchmarks/results/gpu/launch_count.json). Logs go there too.
 set -u
 OUT=benchmarks/results/gpu
@@ -29,10 +30,12 @@ fi
 if [ "$cpu" = 0 ]; then
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv \
     > "$OUT/nvidia_smi.csv" 2>&1
-  "$PY" -m benchmarks.launch_count --out "$OUT/launch_count.json" \
-    > "$OUT/launch_count.log" 2>&1
-  "$PY" -m benchmarks.gpu_check --out "$OUT/gpu_check.json" "$@" \
-    2>&1 | tee "$OUT/gpu_check.log"
+  "$PY" -m benchmarks.gpu_check --out "$OUT/gpu_check.json" \
+    --budget "${BUDGET:-300}" "$@" 2>&1 | tee "$OUT/gpu_check.log"
+  # Compiling for CUDA here also checks that Triton compiles the kernel.
+  timeout "${COUNT_LIMIT:-100}" "$PY" -m benchmarks.launch_count \
+    --out "$OUT/launch_count.json" > "$OUT/launch_count.log" 2>&1
+  tail -n 16 "$OUT/launch_count.log"
 else
   "$PY" -m benchmarks.gpu_check --out "${CHECK_OUT:-$OUT/gpu_check_cpu.json}" "$@"
 fi

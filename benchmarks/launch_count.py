@@ -144,7 +144,9 @@ def policy_fn(policy: str, model):
 def measure(policy: str, walk: str, batch: int, actions: int,
             platforms=("cuda", "cpu")) -> dict:
   """Counts for one policy and walk ("generic" or "kernel"), by platform
-  and stage ("cuda_lowered", "cpu_lowered", "cpu_compiled")."""
+  and stage: "<platform>_lowered" always, "<platform>_compiled" where this
+  machine has that platform (compiling for CUDA also compiles the Triton
+  kernel)."""
   model = models.tiny_model(actions)
   root = models.root_output(mcts, model, jax.random.PRNGKey(0), batch)
   key = jax.random.PRNGKey(1)
@@ -155,17 +157,29 @@ def measure(policy: str, walk: str, batch: int, actions: int,
     if platform == "cpu" and walk == "kernel":
       mode, interpret = "always", True  # The interpreter: for reference.
     with accelerated.walk_kernel(mode, interpret=interpret):
-      fn = policy_fn(policy, model)
-      lowered = jax.jit(fn).trace(model.params, key, root).lower(
-          lowering_platforms=(platform,))
-    stages = {"lowered": lowered.as_text(dialect="hlo")}
-    if platform == "cpu":
-      stages["compiled"] = lowered.compile().as_text()
+      traced = jax.jit(policy_fn(policy, model)).trace(model.params, key,
+                                                       root)
+      stages = {"lowered": traced.lower(
+          lowering_platforms=(platform,)).as_text(dialect="hlo")}
+      device = _local_device(platform)
+      if device is not None:
+        with jax.default_device(device):
+          stages["compiled"] = jax.jit(policy_fn(policy, model)).lower(
+              model.params, key, root).compile().as_text()
     for stage, text in stages.items():
       computations = parse_hlo(text)
       result[f"{platform}_{stage}"] = count(computations,
                                             simulation_loop(computations))
   return result
+
+
+def _local_device(platform: str):
+  """A device of `platform` ("cpu", "cuda", "rocm") here, or None."""
+  try:
+    devices = jax.devices("gpu" if platform in ("cuda", "rocm") else platform)
+  except RuntimeError:
+    return None
+  return devices[0] if devices else None
 
 
 def summary_row(policy, walk, platform_stage, c) -> List[str]:

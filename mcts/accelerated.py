@@ -16,8 +16,6 @@ import functools
 import inspect
 import numbers
 import threading
-from typing import Optional
-
 import jax
 import jax.numpy as jnp
 
@@ -38,6 +36,10 @@ def walk_kernel(mode: str = "auto", *, interpret: bool = False):
       (the kernel on every platform: with `interpret=True` on the CPU) or
       "never" (the generic walk).
     interpret: run the kernel in Pallas' interpreter.
+
+  The walk is chosen when a search is traced: jit a function of its own
+  inside the context (one traced before, under another mode, keeps its
+  walk).
   """
   if mode not in _MODES:
     raise ValueError(f"walk_kernel: mode must be one of {_MODES}, got "
@@ -146,7 +148,7 @@ def _unwrap(fn):
   return fn, keywords
 
 
-def _with_defaults(fn, keywords) -> Optional[dict]:
+def _with_defaults(fn, keywords) -> dict:
   """`keywords` completed by `fn`'s keyword-only defaults."""
   defaults = {name: p.default
               for name, p in inspect.signature(fn).parameters.items()

@@ -82,7 +82,6 @@ def walk(rule, rng_key: chex.PRNGKey, tree: Tree, max_depth: int, *,
   """
   batch_size, num_nodes, num_actions = tree.children_index.shape
   nodes, actions = next_power_of_2(num_nodes), next_power_of_2(num_actions)
-  key_data = jax.random.key_data(rng_key).astype(jnp.uint32).reshape(-1)
   inputs = dict(
       children_index=tree.children_index,
       children_prior_logits=tree.children_prior_logits,
@@ -94,8 +93,9 @@ def walk(rule, rng_key: chex.PRNGKey, tree: Tree, max_depth: int, *,
       root_invalid=(tree.root_invalid_actions != 0).astype(jnp.int32))
   if isinstance(rule, Gumbel):
     inputs.update(_gumbel_inputs(rule, tree))
-  else:
-    inputs["key_data"] = key_data
+  else:  # The key's words, for the tie-breaking noise.
+    inputs["key_data"] = jax.random.key_data(rng_key).astype(
+        jnp.uint32).reshape(-1)
   names = tuple(inputs)
 
   def spec(name):
@@ -275,7 +275,7 @@ def _puct_choice(rule: Puct, r, node_visit, node_value, noise, invalid,
 
 def _completed_qvalues(rule: Gumbel, r, raw_value, real):
   """`qtransform_completed_by_mix_value` on the rows `r` of one node:
-  `[1, W]`, and the children's total visits `[1, 1]`."""
+  `[1, W]`."""
   qvalues, visit_counts = r["qvalues"], r["visits"]
   visited = visit_counts > 0
   prior_probs = jnp.maximum(jnp.finfo(jnp.float32).tiny,
