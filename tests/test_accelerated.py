@@ -110,6 +110,29 @@ def test_kernel_breaks_ties_by_the_same_noise():
   assert depths > 0  # The trees go below the root.
 
 
+def test_kernel_skips_root_invalid_actions_with_unmasked_priors():
+  """`search` with the library's pUCT rules and root priors that favour
+  the invalid actions (the policies mask them, `search` does not): both
+  walks skip them alike."""
+  problem = problems.make_problem(3, num_actions=5, batch_size=3,
+                                  with_invalid=True, invalid_prob=0.5)
+  logits = np.where(problem.invalid_actions, 5.0, 0.0).astype(np.float32)
+  interior = action_selection.muzero_action_selection
+
+  def run(params, key):
+    root = problem.root(mcts).replace(prior_logits=jnp.asarray(logits))
+    return mcts.search(
+        params, key, root=root, recurrent_fn=problem.recurrent_fn(mcts),
+        root_action_selection_fn=functools.partial(interior, depth=0),
+        interior_action_selection_fn=interior, num_simulations=12,
+        invalid_actions=problem.invalid_actions_jax())
+  generic, kernel = _both_walks(run, problem.params(), jax.random.PRNGKey(0))
+  for name, x in generic.items():
+    np.testing.assert_array_equal(x, kernel[name], err_msg=name)
+  root_visits = kernel.children_visits[:, 0]
+  assert np.all(root_visits[problem.invalid_actions] == 0)
+
+
 @pytest.mark.parametrize("policy", ["muzero_policy", "gumbel_muzero_policy"])
 def test_kernel_continues_kept_trees_as_the_generic_walk(policy):
   problem = problems.make_problem(2, num_actions=4, batch_size=3,
