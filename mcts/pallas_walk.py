@@ -134,22 +134,15 @@ def _gumbel_inputs(rule: Gumbel, tree: Tree):
   prior_visits = getattr(extra, "root_prior_visits", None)
   if prior_visits is None:
     prior_visits = jnp.zeros(shape, jnp.int32)
-  blocked = tree.root_invalid_actions != 0
-  considered = getattr(extra, "root_considered", None)
-  if considered is not None:
-    # Scoring only the considered actions (`considered_root_view`) is
-    # scoring all with the others blocked: the halving table's row and the
-    # completed Q-values' range are the same.
-    rows = jnp.arange(shape[0])[:, None]
-    chosen = jnp.zeros(shape, bool).at[rows, considered[:, :-1]].set(True)
-    blocked = blocked | ~chosen
+  # `root_considered` needs no input: scoring all actions chooses as
+  # scoring the considered ones (`considered_root_actions`): sequential
+  # halving first visits the k best by g + logits, then visited ones only.
   table = np.asarray(seq_halving.considered_visits_table(
       rule.max_num_considered_actions, rule.num_simulations), np.int32)
   padded = np.zeros([next_power_of_2(n) for n in table.shape], np.int32)
   padded[:table.shape[0], :table.shape[1]] = table
   return dict(root_gumbel=extra.root_gumbel.astype(jnp.float32),
               root_prior_visits=prior_visits.astype(jnp.int32),
-              root_blocked=blocked.astype(jnp.int32),
               halving_table=jnp.asarray(padded))
 
 
@@ -313,8 +306,8 @@ def _gumbel_root_choice(rule: Gumbel, r, raw_value, ins, root_row, real,
   score = jnp.maximum(-1e9, root_row("root_gumbel", 0.0) + r["logits"]
                       + completed)
   score = jnp.where(visit_counts == considered_visit, score, -jnp.inf)
-  blocked = root_row("root_blocked", 1) != 0
-  return _first_argmax(score, blocked | ~real, num_actions)
+  invalid = root_row("root_invalid", 1) != 0
+  return _first_argmax(score, invalid | ~real, num_actions)
 
 
 def _gumbel_interior_choice(rule: Gumbel, r, raw_value, node_visit, real,
