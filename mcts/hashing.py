@@ -36,13 +36,17 @@ def _is_typed(key):
 
 def derive_keys(key: chex.PRNGKey, salt: chex.Array) -> chex.Array:
   """One new key per entry of `salt` (uint32/int32 `[...]`): `[..., key]`."""
-  data = jax.random.key_data(key)  # [W] uint32
-  salt = salt.astype(jnp.uint32)[..., None]
-  words = jnp.arange(data.shape[-1], dtype=jnp.uint32)
-  new = mix32(data ^ mix32(salt * jnp.uint32(_GOLDEN) + words))
+  new = derive_words(jax.random.key_data(key), salt)
   if _is_typed(key):
     return jax.random.wrap_key_data(new, impl=jax.random.key_impl(key))
   return new
+
+
+def derive_words(data: chex.Array, salt: chex.Array) -> chex.Array:
+  """`derive_keys` on a key's data `[W]` (uint32): `[..., W]`."""
+  salt = salt.astype(jnp.uint32)[..., None]
+  words = jnp.arange(data.shape[-1], dtype=jnp.uint32)
+  return mix32(data ^ mix32(salt * jnp.uint32(_GOLDEN) + words))
 
 
 def split(key: chex.PRNGKey, num: int) -> chex.Array:
@@ -54,7 +58,12 @@ def split(key: chex.PRNGKey, num: int) -> chex.Array:
 
 def uniform_from_key(key: chex.PRNGKey, num: int) -> chex.Array:
   """`[num]` float32 values in [0, 1), hashed from the key's bits."""
-  data = jax.random.key_data(key).astype(jnp.uint32)
+  return uniform_from_words(jax.random.key_data(key), num)
+
+
+def uniform_from_words(data: chex.Array, num: int) -> chex.Array:
+  """`uniform_from_key` on a key's data `[W]` (uint32)."""
+  data = data.astype(jnp.uint32)
   seed = mix32(jnp.sum(mix32(data + jnp.arange(data.shape[-1],
                                                dtype=jnp.uint32))))
   x = mix32(seed ^ (jnp.arange(num, dtype=jnp.uint32) * jnp.uint32(_GOLDEN)))

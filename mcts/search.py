@@ -20,6 +20,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from mcts import accelerated
 from mcts import base
 from mcts import checks
 from mcts import cpu_backup
@@ -116,9 +117,10 @@ def search(
   first_free = jnp.maximum(jnp.sum(tree.node_visits > 0, axis=1), 1)
 
   def one_simulation(sim, tree):
-    parent, action, path, depth = simulate(
+    # The walk: generic, or one kernel where `accelerated` says so.
+    parent, action, path, depth = accelerated.simulate(
         keys[sim, 0], tree, root_action_selection_fn,
-        interior_action_selection_fn, max_depth)
+        interior_action_selection_fn, max_depth, generic=simulate)
     child = tree.children_index[batch_range, parent, action]
     leaf = jnp.where(child < 0, first_free + sim, child).astype(jnp.int32)
     has_room = None
