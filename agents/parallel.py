@@ -23,6 +23,7 @@ Several processes: :func:`initialize` calls ``jax.distributed.initialize``
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, Optional
 
 import jax
@@ -139,10 +140,26 @@ def initialize(coordinator: Optional[str] = None,
                         f"got {process_id}")
   # CPU devices of several processes talk through gloo (unused on GPU/TPU).
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
-  jax.distributed.initialize(
-      coordinator_address=coordinator, num_processes=num_processes,
-      process_id=process_id, initialization_timeout=timeout_s,
-      heartbeat_timeout_seconds=timeout_s, shutdown_timeout_seconds=timeout_s)
+  # A missing or dead peer makes JAX's runtime abort this process (SIGABRT,
+  # with its own message), not raise: say first what we are waiting for.
+  print(f"Joining a run of {num_processes or 'detected'} processes at "
+        f"{coordinator or 'the detected coordinator'} as process "
+        f"{'detected' if process_id is None else process_id}: waiting up to "
+        f"{timeout_s} s for all of them (--timeout)", file=sys.stderr,
+        flush=True)
+  try:
+    jax.distributed.initialize(
+        coordinator_address=coordinator, num_processes=num_processes,
+        process_id=process_id, initialization_timeout=timeout_s,
+        heartbeat_timeout_seconds=timeout_s,
+        shutdown_timeout_seconds=timeout_s)
+  except Exception as e:  # pylint: disable=broad-except
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    raise ParallelError(
+        f"could not join the run of {num_processes or '?'} processes at "
+        f"{coordinator or 'the detected coordinator'} within {timeout_s} s "
+        f"(--timeout): a process missing, or a wrong address? ({first})"
+    ) from e
   return True
 
 

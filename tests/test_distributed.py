@@ -186,7 +186,24 @@ def test_a_dead_peer_stops_the_other_within_the_timeout(tmp_path):
   waited = time.time() - killed
   assert procs[0].returncode != 0, out[-3000:]
   assert waited < 3 * timeout
+  assert "another task died" in out, out[-3000:]
   print(f"process 0 exited {procs[0].returncode} after {waited:.1f} s")
+
+
+def test_a_peer_that_never_arrives_is_an_error(tmp_path):
+  start = time.time()
+  proc = subprocess.run(
+      [sys.executable, "-m", "agents.train", "--coordinator",
+       f"127.0.0.1:{_free_port()}", "--num-processes", "2", "--process-id",
+       "0", "--timeout", "3", "--out", str(tmp_path / "r")], cwd=ROOT,
+      env=_env(1), capture_output=True, text=True, timeout=120)
+  # JAX's runtime aborts the process (SIGABRT) after the timeout.
+  assert proc.returncode != 0, proc.stderr[-3000:]
+  assert "Joining a run of 2 processes" in proc.stderr
+  assert "waiting up to 3 s" in proc.stderr
+  assert "DEADLINE_EXCEEDED" in proc.stderr
+  assert time.time() - start < 60
+  assert not (tmp_path / "r").exists()
 
 
 # ------------------------------------------------------------ checkpoints
