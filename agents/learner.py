@@ -29,6 +29,7 @@ import functools
 from typing import Any, Dict, NamedTuple
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -280,12 +281,18 @@ def make_train_step(config: Config, env, agent: Agent, mesh=None):
       config, num_envs=config.num_envs // shards,
       batch_size=config.batch_size // shards)
 
-  def mean_over_devices(x):
-    return x if mesh is None else jax.lax.pmean(x, parallel.AXIS)
+  def mean_over_devices(tree):
+    """``pmean`` over the mesh, as ONE all-reduce of the flattened tree
+    (the CPU backend does not combine the per-leaf ones itself)."""
+    if mesh is None:
+      return tree
+    flat, unflatten = jax.flatten_util.ravel_pytree(tree)
+    return unflatten(jax.lax.pmean(flat, parallel.AXIS))
 
   def local_keys(key):
-    """This device's shards' keys, ``[local]``."""
-    keys = jax.random.split(key, shards)
+    """This device's shards' keys, ``[local]`` (one shard: ``key`` itself,
+    so that a one-shard run draws what an unsharded one always did)."""
+    keys = key[None] if shards == 1 else jax.random.split(key, shards)
     if mesh is None:
       return keys
     first = jax.lax.axis_index(parallel.AXIS) * local

@@ -341,7 +341,7 @@ def test_second_trainer_is_refused_and_a_killed_run_frees_the_lock(
 # ---------------------------------------------------------- kill -9, resume
 @pytest.mark.slow
 def test_kill_at_random_moments_then_resume_gives_the_same_params(tmp_path):
-  config = dict(steps=8)
+  config = dict(steps=12)
   args = ["--config", json.dumps(config), "--checkpoint-every", "0"]
   _finish(_worker(["train", "--out", str(tmp_path / "straight"), "--params",
                    str(tmp_path / "straight")] + args, 1))
@@ -361,6 +361,8 @@ def test_kill_at_random_moments_then_resume_gives_the_same_params(tmp_path):
     time.sleep(rng.uniform(0.0, 1.5))
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "finished before the kill"
+    print(f"killed with checkpoints {sorted(os.listdir(ck_dir))}")
     _finish(_worker(["train", "--out", str(run), "--params", str(run),
                      "--resume"] + args, 1))
     _assert_close(want, _load(str(run) + ".npz"), 0.0)
