@@ -8,14 +8,15 @@ Training is one SPMD program over a 1-D :class:`jax.sharding.Mesh` (axis
   device plays, searches and stores its own ``N / D`` environments;
 * parameters, optimizer state, rng key and counters are replicated;
 * the learner's batch is sharded too (each device samples its
-  ``batch_size / D`` windows from its own replay shard, see
-  :func:`agents.replay.sample`), and the gradient's mean over the batch
-  becomes an all-reduce inside the one jitted iteration.
+  ``batch_size / D`` windows from its own replay shard), and the gradient's
+  mean over the batch is a ``pmean`` (all-reduce) inside the one jitted
+  iteration.
 
-The program is written for the global arrays and partitioned by XLA (jit
-with :class:`~jax.sharding.NamedSharding`); random numbers are drawn with
-partitionable threefry, so that the run does not depend on the device
-count: D devices compute the same iteration as one (to float rounding).
+The iteration is a ``shard_map`` over the mesh (see
+``learner.make_train_step``): every device runs its share of the run's
+``config.num_shards`` shards, each with its own random stream, so that the
+run does not depend on the device count: D devices compute the same
+iteration as one (to float rounding), for any D dividing the shards.
 
 Several processes: :func:`initialize` calls ``jax.distributed.initialize``
 (every process runs the same command).
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 import jax
 import numpy as np
@@ -163,13 +164,14 @@ def initialize(coordinator: Optional[str] = None,
   return True
 
 
-def agree(flag: bool) -> bool:
-  """Process 0's ``flag``, in every process (so that all of them take the
-  same branch, e.g. stop or save at the same iteration)."""
+def agree(flags: Tuple[bool, ...]) -> Tuple[bool, ...]:
+  """Process 0's ``flags``, in every process (so that all of them take the
+  same branches, e.g. stop or save at the same iteration)."""
   if jax.process_count() == 1:
-    return bool(flag)
+    return tuple(bool(f) for f in flags)
   from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-  return bool(multihost_utils.broadcast_one_to_all(np.bool_(flag)))
+  out = multihost_utils.broadcast_one_to_all(np.array(flags, np.bool_))
+  return tuple(bool(f) for f in np.asarray(out))
 
 
 def barrier(name: str) -> None:

@@ -280,12 +280,14 @@ def train(config: config_lib.Config, out_dir: str, *, resume: bool = False,
         # stops (and saves) at the same iteration.
         out_of_time = (max_minutes is not None
                        and now - start > 60.0 * max_minutes)
-        stop_now = parallel.agree(stop.stop or out_of_time or (
-            stop_at is not None and it >= stop_at))
+        stop_now, save_now = parallel.agree((
+            stop.stop or out_of_time or (stop_at is not None
+                                         and it >= stop_at),
+            now - last_ckpt > checkpoint_every_s))
         if stop_now:
           stopped_early = it < config.steps
           break
-        if parallel.agree(now - last_ckpt > checkpoint_every_s):
+        if save_now:
           save(state, elapsed_before + now - start)
           last_ckpt = time.time()
     except KeyboardInterrupt:

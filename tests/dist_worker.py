@@ -24,7 +24,8 @@ import numpy as np
 
 
 def tiny_config(overrides):
-  """tests/test_agents.py's tiny config (one compilation serves both)."""
+  """The tests' tiny config (plumbing, not learning), with ``overrides``
+  (``env``: the game, default tic-tac-toe)."""
   from agents import config as config_lib  # pylint: disable=g-import-not-at-top
   base = dict(num_simulations=4, num_envs=8, selfplay_steps=8,
               batch_size=16, updates_per_iter=8, width=32, latent_size=16,

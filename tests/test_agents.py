@@ -22,18 +22,12 @@ from agents import replay
 from agents import sharded_checkpoint as sharded_ckpt
 from agents import train as train_lib
 from agents.value_transform import Support, h, h_inv
+from tests import dist_worker
 
 
 # Tiny configs: the smoke tests check plumbing, not learning.
 def tiny(env_name, **kw):
-  base = dict(num_simulations=4, num_envs=8, selfplay_steps=8,
-              batch_size=16, updates_per_iter=8, width=32, latent_size=16,
-              repr_blocks=1, dyn_blocks=1, pred_blocks=1, value_bins=11,
-              learning_rate=3e-3, steps=4, eval_every=1000, eval_games=4,
-              final_eval_games=4, unroll_steps=2, td_steps=4,
-              replay_capacity=32)
-  base.update(kw)
-  return config_lib.make_config(env_name, **base)
+  return dist_worker.tiny_config(dict(kw, env=env_name))
 
 
 # --------------------------------------------------------- value transform
