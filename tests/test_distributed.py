@@ -23,7 +23,6 @@ import pytest
 pytest.importorskip("orbax.checkpoint")
 
 from agents import checkpoint as ckpt  # pylint: disable=g-import-not-at-top
-from agents import config as config_lib
 from agents import learner
 from agents import parallel
 from agents import run_lock
@@ -135,7 +134,7 @@ def test_eight_devices_equal_one_and_hlo_collectives(tmp_path):
 
 
 # ----------------------------------------------------- several processes
-def _two_processes(tmp_path, config, timeout=60, extra=()):
+def _two_processes(tmp_path, config, timeout=60):
   port = _free_port()
   procs = []
   for i in range(2):
@@ -143,7 +142,7 @@ def _two_processes(tmp_path, config, timeout=60, extra=()):
         ["train", "--config", json.dumps(config), "--out",
          str(tmp_path / "run"), "--params", str(tmp_path / "p"),
          "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
-         "--process-id", str(i), "--timeout", str(timeout)] + list(extra),
+         "--process-id", str(i), "--timeout", str(timeout)],
         2))
   return procs
 
