@@ -365,3 +365,20 @@ def test_kill_at_random_moments_then_resume_gives_the_same_params(tmp_path):
     _finish(_worker(["train", "--out", str(run), "--params", str(run),
                      "--resume"] + args, 1))
     _assert_close(want, _load(str(run) + ".npz"), 0.0)
+
+
+@pytest.mark.slow
+def test_resume_on_another_device_count_continues_the_run(tmp_path):
+  """4 shards: 2 iterations on 4 devices, then resumed on 2 devices, end
+  where 4 iterations on 1 device do (the replay shards move with their
+  environments)."""
+  args = ["--config", json.dumps(dict(steps=4, num_shards=4))]
+  run = str(tmp_path / "run")
+  _finish(_worker(["train", "--out", run, "--params", run, "--devices", "4",
+                   "--stop-at", "2"] + args, 4))
+  _finish(_worker(["train", "--out", run, "--params", run, "--devices", "2",
+                   "--resume"] + args, 4))
+  one = str(tmp_path / "one")
+  _finish(_worker(["train", "--out", one, "--params", one, "--devices", "1"]
+                  + args, 4))
+  _assert_close(_load(run + ".npz"), _load(one + ".npz"), 1e-5)
