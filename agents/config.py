@@ -50,6 +50,10 @@ class Config:
   weight_decay: float = 1e-4
   max_grad_norm: float = 1.0
   value_loss_weight: float = 0.5
+  # Data parallelism: the environments, replay and batch are cut into this
+  # many equal shards, each with its own random stream; a run on D devices
+  # needs D to divide it, and gives the same results on any such D.
+  num_shards: int = 1
   # Network.
   width: int = 128
   latent_size: int = 64
@@ -135,8 +139,15 @@ def validate(config: Config) -> Config:
   for name in ("num_simulations", "num_envs", "selfplay_steps",
                "replay_capacity", "batch_size", "updates_per_iter", "width",
                "latent_size", "max_num_considered_actions", "steps",
-               "eval_every", "eval_games", "final_eval_games"):
+               "eval_every", "eval_games", "final_eval_games",
+               "num_shards"):
     positive(name)
+  for name, flag in (("num_envs", "--envs"), ("batch_size", "--batch-size")):
+    if getattr(config, name) % config.num_shards:
+      raise ValueError(
+          f"{flag} {getattr(config, name)} must be divisible by the number "
+          f"of shards ({config.num_shards}, by default the number of "
+          "devices): it is a global size, split evenly over them")
   if config.algo not in ALGOS:
     raise ValueError(f"algo must be one of {ALGOS}, got {config.algo!r}")
   if config.policy not in POLICIES:

@@ -24,14 +24,17 @@ AlphaZero loss: the same with K = 0 and no reward (policy + value at
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any, Dict, NamedTuple
 
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from agents import parallel
 from agents import replay
 from agents.config import Config
 from agents.networks import NetConfig, make_networks
@@ -233,18 +236,81 @@ def make_batch(config: Config, env, buffer: replay.ReplayBuffer, key):
               targets=compute_targets(config, env, window))
 
 
-def make_train_step(config: Config, env, agent: Agent):
+def _to_shards(tree, axis: int, shards: int):
+  """Splits axis ``axis`` (the environment axis) of every leaf into
+  ``[shards, n]`` and moves the shard axis to the front."""
+  def f(x):
+    x = x.reshape(x.shape[:axis] + (shards, x.shape[axis] // shards)
+                  + x.shape[axis + 1:])
+    return jnp.moveaxis(x, axis, 0)
+  return jax.tree.map(f, tree)
+
+
+def _from_shards(tree, axis: int):
+  """The inverse of ``_to_shards``."""
+  def f(x):
+    x = jnp.moveaxis(x, 0, axis)
+    return x.reshape(x.shape[:axis] + (x.shape[axis] * x.shape[axis + 1],)
+                     + x.shape[axis + 2:])
+  return jax.tree.map(f, tree)
+
+
+def make_train_step(config: Config, env, agent: Agent, mesh=None):
   """``train_step(TrainState) -> (TrainState, metrics)``: one iteration
-  (self-play, replay, ``updates_per_iter`` updates), to be jitted."""
+  (self-play, replay, ``updates_per_iter`` updates), to be jitted.
+
+  The environments, the replay buffer and the batch are cut into
+  ``config.num_shards`` equal shards (shard ``s``: environments ``s N/S ..
+  (s+1) N/S - 1``); every shard plays with its own random key and samples
+  its ``batch_size / S`` windows from its own environments, and the loss is
+  the mean over all shards. With ``mesh`` (a 1-D mesh of D devices, D
+  dividing S), the step is a ``shard_map`` in which every device runs its
+  ``S / D`` shards (vmapped) and the gradients and metrics are averaged
+  over the mesh (``pmean``): the only cross-device traffic. The result does
+  not depend on D (to float rounding).
+  """
   selfplay = make_selfplay(agent, config.selfplay_steps)
   optimizer = make_optimizer(config)
   loss_fn = make_loss(config, env, agent)
   length = window_length(config, env)
+  shards = config.num_shards
+  devices = 1 if mesh is None else mesh.size
+  parallel.check_devices(config, devices)
+  local = shards // devices
+  shard_config = dataclasses.replace(
+      config, num_envs=config.num_envs // shards,
+      batch_size=config.batch_size // shards)
+
+  def mean_over_devices(tree):
+    """``pmean`` over the mesh, as ONE all-reduce of the flattened tree
+    (the CPU backend does not combine the per-leaf ones itself)."""
+    if mesh is None:
+      return tree
+    flat, unflatten = jax.flatten_util.ravel_pytree(tree)
+    return unflatten(jax.lax.pmean(flat, parallel.AXIS))
+
+  def local_keys(key):
+    """This device's shards' keys, ``[local]`` (one shard: ``key`` itself,
+    so that a one-shard run draws what an unsharded one always did)."""
+    keys = key[None] if shards == 1 else jax.random.split(key, shards)
+    if mesh is None:
+      return keys
+    first = jax.lax.axis_index(parallel.AXIS) * local
+    return jax.lax.dynamic_slice_in_dim(keys, first, local)
+
+  def sample_batch(buffer, key):
+    data = _to_shards(buffer.data, 1, local)          # [local, C, N/S, ...]
+    batch = jax.vmap(lambda d, k: make_batch(
+        shard_config, env, replay.ReplayBuffer(data=d, count=buffer.count),
+        k))(data, local_keys(key))
+    return _from_shards(batch, 0)                     # [local * B/S, ...]
 
   def update(carry, key):
     params, opt_state, buffer = carry
-    batch = make_batch(config, env, buffer, key)
+    batch = sample_batch(buffer, key)
     grads, metrics = jax.grad(loss_fn, has_aux=True)(params, batch)
+    with jax.named_scope("gradient_mean"):
+      grads, metrics = mean_over_devices((grads, metrics))
     metrics["grad_norm"] = _global_norm(grads)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
@@ -255,7 +321,15 @@ def make_train_step(config: Config, env, agent: Agent):
 
   def train_step(ts: TrainState):
     key, sp_key, learn_key = jax.random.split(ts.rng_key, 3)
-    actor, traj, stats = selfplay(ts.params, ts.actor, sp_key)
+    with jax.named_scope("selfplay"):
+      actor, traj, stats = jax.vmap(selfplay, in_axes=(None, 0, 0))(
+          ts.params, _to_shards(ts.actor, 0, local), local_keys(sp_key))
+    actor = _from_shards(actor, 0)
+    traj = _from_shards(traj, 1)                      # [T, N_local, ...]
+    with jax.named_scope("selfplay_stats"):
+      stats = jax.tree.map(jnp.sum, stats)
+      if mesh is not None:
+        stats = jax.lax.psum(stats, parallel.AXIS)
     buffer = replay.add(ts.buffer, traj)
     ready = replay.num_valid_starts(buffer, length) > 0
 
@@ -276,17 +350,62 @@ def make_train_step(config: Config, env, agent: Agent):
     metrics = dict(metrics)
     metrics.update(stats)
     metrics["learning"] = ready
+    # Never keep poison: the loop stops on a non-finite loss, gradient or
+    # parameter (a skipped update's NaN metrics do not count).
+    finite = [jnp.isfinite(metrics[m]) | ~ready for m in metric_names]
+    finite += [jnp.all(jnp.isfinite(p))
+               for p in jax.tree_util.tree_leaves(params)]
+    metrics["finite"] = jnp.all(jnp.stack(finite))
     new = TrainState(params=params, opt_state=opt_state, buffer=buffer,
                      actor=actor, rng_key=key, iteration=ts.iteration + 1)
     return new, metrics
 
-  return train_step
+  if mesh is None:
+    return train_step
+  specs = parallel.state_specs(_abstract_state(config, env, agent))
+  # check_vma=False: the search's loops start from constants that become
+  # per-device values; the replicated outputs are replicated by
+  # construction (pmean-ed gradients applied to replicated parameters).
+  return jax.shard_map(train_step, mesh=mesh, in_specs=(specs,),
+                       out_specs=(specs, parallel.P()), check_vma=False)
+
+
+def _abstract_state(config: Config, env, agent: Agent) -> TrainState:
+  return jax.eval_shape(lambda: init_train_state(config, env, agent))
 
 
 @functools.lru_cache(maxsize=16)
-def jitted_train_step(config: Config):
-  """``jax.jit(make_train_step(...))`` for ``config``, built once per config
-  (so that several runs with one config in a process compile once)."""
+def jitted_train_step(config: Config, mesh=None):
+  """``jax.jit(make_train_step(...))`` for ``config`` (and ``mesh``, see
+  :func:`make_train_step`), built once per config (so that several runs with
+  one config in a process compile once)."""
   import envs  # pylint: disable=g-import-not-at-top
   env = envs.make(config.env)
-  return jax.jit(make_train_step(config, env, make_agent(config, env)))
+  agent = make_agent(config, env)
+  step = make_train_step(config, env, agent, mesh)
+  if mesh is None:
+    return jax.jit(step)
+  shardings = parallel.state_shardings(_abstract_state(config, env, agent),
+                                       mesh)
+  return jax.jit(step, in_shardings=(shardings,),
+                 out_shardings=(shardings, parallel.replicated(mesh)))
+
+
+def state_shardings(config: Config, mesh):
+  """The ``NamedSharding``s of a TrainState of ``config`` over ``mesh``."""
+  import envs  # pylint: disable=g-import-not-at-top
+  env = envs.make(config.env)
+  return parallel.state_shardings(
+      _abstract_state(config, env, make_agent(config, env)), mesh)
+
+
+def sharded_init_state(config: Config, mesh) -> TrainState:
+  """``init_train_state`` laid out over ``mesh`` as
+  ``parallel.state_shardings`` says (each process creates only its own
+  shards)."""
+  import envs  # pylint: disable=g-import-not-at-top
+  parallel.check_devices(config, mesh.size)
+  env = envs.make(config.env)
+  agent = make_agent(config, env)
+  return jax.jit(lambda: init_train_state(config, env, agent),
+                 out_shardings=state_shardings(config, mesh))()

@@ -130,8 +130,10 @@ def make_selfplay(agent: Agent, num_steps: int):
   ``reward`` (for the mover), ``done`` (episode ended by this step),
   ``explored`` (the action was a random exploration move),
   ``policy`` (search's action_weights) and ``value`` (search's root value),
-  all from the point of view of the player to move. stats: ``episodes``
-  finished and ``return_sum`` (player 0's returns summed over them).
+  all from the point of view of the player to move. stats, per environment
+  (``[N]``, so that self-play on environments sharded over devices needs no
+  cross-device sum): ``episodes`` finished and ``return_sum`` (player 0's
+  returns summed over them).
   """
   env = agent.env
 
@@ -168,12 +170,12 @@ def make_selfplay(agent: Agent, num_steps: int):
       fresh = jax.vmap(env.init)(jax.random.split(reset_key, done.shape[0]))
       new_actor = ActorState(batch_select(done, fresh, next_states),
                              jnp.where(done, 0.0, ret))
-      stats = dict(episodes=jnp.sum(done),
-                   return_sum=jnp.sum(jnp.where(done, ret, 0.0)))
+      stats = dict(episodes=done.astype(jnp.int32),
+                   return_sum=jnp.where(done, ret, 0.0))
       return new_actor, (record, stats)
 
     actor, (traj, stats) = jax.lax.scan(
         one_step, actor, jax.random.split(key, num_steps))
-    return actor, traj, jax.tree.map(jnp.sum, stats)
+    return actor, traj, jax.tree.map(lambda x: jnp.sum(x, 0), stats)
 
   return selfplay

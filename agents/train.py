@@ -5,21 +5,32 @@
     python -m agents.train --env connect4 --algo alphazero --simulations 32
     python -m agents.train --resume runs/catch  # continue a stopped run
 
-A run directory holds ``run.json`` (what the run is: its config), the latest
-``checkpoint.npz`` (params, optimizer state, replay buffer, actors, rng key,
-iteration; written atomically every ``--checkpoint-every`` seconds and at the
-end), ``metrics.jsonl`` (one JSON line per iteration), ``eval.json`` (the
-final evaluation) and ``learning_curve.png``.
+    python -m agents.train --devices 8 ...      # data-parallel, see
+                                                # docs/scaling.md
+
+A run directory holds ``run.json`` (what the run is: its config),
+``checkpoints/<iteration>/`` (the two latest orbax checkpoints: params,
+optimizer state, replay buffer, actors, rng key, iteration, with a digest;
+written every ``--checkpoint-every`` seconds and at the end, each process its
+own shards, see :mod:`agents.sharded_checkpoint`), ``metrics.jsonl`` (one
+JSON line per iteration), ``eval.json`` (the final evaluation),
+``learning_curve.png`` and ``.lock`` (held by a live run, see
+:mod:`agents.run_lock`). Process 0 alone writes everything but the
+checkpoints.
 
 ``--resume DIR`` continues exactly where the last checkpoint of DIR left
 off: training N iterations straight or N/2, stop, resume to N gives the same
-parameters bit for bit (everything random is derived from the state).
+parameters bit for bit (everything random is derived from the state). It
+also continues on another number of devices (see docs/scaling.md).
+A non-finite loss, gradient or parameter stops the run with an error naming
+the iteration, before anything of that iteration is saved.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
 import json
+import math
 import os
 import signal
 import sys
@@ -34,10 +45,13 @@ from agents import checkpoint as ckpt
 from agents import config as config_lib
 from agents import evaluate as evaluate_lib
 from agents import learner
+from agents import parallel
+from agents import run_lock
+from agents import sharded_checkpoint as sharded_ckpt
 
 PROGRAM = "batched-mcts agents.train"
 RUN_FILE = "run.json"
-CHECKPOINT_FILE = "checkpoint.npz"
+CHECKPOINT_DIR = "checkpoints"
 METRICS_FILE = "metrics.jsonl"
 EVAL_FILE = "eval.json"
 PLOT_FILE = "learning_curve.png"
@@ -147,43 +161,55 @@ class _StopSignal:
       signal.signal(signal.SIGTERM, self._old)
 
 
+class TrainingDiverged(RunError):
+  """A non-finite loss, gradient or parameter."""
+
+
 def train(config: config_lib.Config, out_dir: str, *, resume: bool = False,
           max_minutes: Optional[float] = None,
           checkpoint_every_s: float = 120.0, progress: bool = True,
           final_eval: bool = True, quick_eval: bool = True,
           plot: bool = True, stop_at: Optional[int] = None,
-          log=print) -> Dict[str, Any]:
+          devices: Optional[int] = None, log=print) -> Dict[str, Any]:
   """Trains (or continues) the run in ``out_dir``; returns a summary dict
   (``params``, ``iteration``, ``final_eval``, ``metrics``...).
 
+  ``devices``: the mesh size (default: as many of the devices as divide
+  ``config.num_shards``). Every process of a multi-process run calls it;
+  process 0 alone writes metrics, the plot and the evaluation.
   ``stop_at``: stop (with a checkpoint) once this iteration is reached, as
   a killed run would (for tests and scripted interruptions).
   """
   config = config_lib.validate(config)
-  env = envs.make(config.env)
-  agent = learner.make_agent(config, env)
-  ckpt_path = os.path.join(out_dir, CHECKPOINT_FILE)
+  if devices is None:
+    devices = math.gcd(len(jax.devices()), config.num_shards)
+  mesh = parallel.make_mesh(devices)
+  parallel.check_devices(config, mesh.size)
+  main_process = parallel.is_main_process()
+  ckpt_dir = os.path.join(out_dir, CHECKPOINT_DIR)
   metrics_path = os.path.join(out_dir, METRICS_FILE)
-  template = learner.init_train_state(config, env, agent)
   elapsed_before = 0.0
-  if resume:
-    if os.path.exists(ckpt_path):
-      state, meta = ckpt.load(ckpt_path, template)  # Raises if corrupted.
-      elapsed_before = float(meta.get("elapsed_s", 0.0))
-      log(f"Resuming {out_dir} at iteration {int(state.iteration)}")
-    else:
-      state = template
+  if resume and sharded_ckpt.latest_step(ckpt_dir) is not None:
+    target = sharded_ckpt.abstract_target(
+        jax.eval_shape(lambda: learner.sharded_init_state(config, mesh)),
+        learner.state_shardings(config, mesh))
+    state, meta = sharded_ckpt.restore(ckpt_dir, target)  # Raises if bad.
+    elapsed_before = float(meta.get("elapsed_s", 0.0))
+    log(f"Resuming {out_dir} at iteration {meta['iteration']} on "
+        f"{mesh.size} device(s)")
+  else:
+    if resume:
       log(f"{out_dir} has no checkpoint yet: starting from iteration 0")
+    state = learner.sharded_init_state(config, mesh)
+  it = int(parallel.fetch(state.iteration))
+  if resume and main_process:
     # Drop metric lines written after the checkpoint (they will be redone).
-    it0 = int(state.iteration)
     rows = [r for r in _read_metrics(metrics_path)
-            if r.get("iteration", 0) <= it0]
+            if r.get("iteration", 0) <= it]
     ckpt.atomic_write_text(metrics_path,
                            "".join(json.dumps(r) + "\n" for r in rows))
-  else:
-    state = template
 
-  train_step = learner.jitted_train_step(config)
+  train_step = learner.jitted_train_step(config, mesh)
   evaluator = None
   eval_key = jax.random.PRNGKey(config.seed + 1_000_003)
 
@@ -191,31 +217,41 @@ def train(config: config_lib.Config, out_dir: str, *, resume: bool = False,
     nonlocal evaluator
     if evaluator is None or evaluator.num_games != games:
       evaluator = evaluate_lib.cached_evaluator(config, games)
-    return evaluator(params, jax.random.fold_in(eval_key, iteration))
+    return evaluator(parallel.fetch(params),
+                     jax.random.fold_in(eval_key, iteration))
 
   def save(state, elapsed):
-    ckpt.save(ckpt_path, state, dict(
-        iteration=int(state.iteration), elapsed_s=elapsed,
-        config=config.to_dict()))
+    sharded_ckpt.save(ckpt_dir, state, dict(
+        iteration=it, elapsed_s=elapsed, config=config.to_dict(),
+        devices=mesh.size))
 
   steps_per_iter = config.selfplay_steps * config.num_envs
   bar = None
-  if progress:
+  if progress and main_process:
     from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-    bar = tqdm(total=config.steps, initial=int(state.iteration),
+    bar = tqdm(total=config.steps, initial=it,
                desc=f"{config.env} {config.algo}", unit="it",
                dynamic_ncols=True)
   start = time.time()
   last_ckpt = start
-  all_rows = _read_metrics(metrics_path) if resume else []
+  all_rows = _read_metrics(metrics_path) if resume and main_process else []
   stopped_early = False
   interrupted = False
-  with _StopSignal() as stop, open(metrics_path, "a") as metrics_file:
+  metrics_file = open(metrics_path, "a") if main_process else None
+  with _StopSignal() as stop:
     try:
-      while int(state.iteration) < config.steps:
-        state, metrics = train_step(state)
+      while it < config.steps:
+        new_state, metrics = train_step(state)
+        metrics = parallel.fetch(metrics)
+        if not metrics.pop("finite"):
+          raise TrainingDiverged(
+              f"iteration {it + 1}: non-finite loss, gradient or parameter "
+              f"(loss {float(metrics['loss'])}, gradient norm "
+              f"{float(metrics['grad_norm'])}); stopped without saving it: "
+              f"the last checkpoint in {ckpt_dir} is the last good state")
+        state = new_state
+        it += 1
         row = _metrics_to_json(metrics)
-        it = int(state.iteration)
         now = time.time()
         row.update(iteration=it, env_steps=it * steps_per_iter,
                    updates=it * config.updates_per_iter,
@@ -224,11 +260,12 @@ def train(config: config_lib.Config, out_dir: str, *, resume: bool = False,
         ret = row.pop("return_sum")
         row["episodes"] = eps
         row["mean_return"] = ret / eps if eps else None
-        if quick_eval and (it % config.eval_every == 0):
-          row.update(run_eval(state.params, it, config.eval_games))
-        metrics_file.write(json.dumps(row) + "\n")
-        metrics_file.flush()
-        all_rows.append(row)
+        if main_process:
+          if quick_eval and (it % config.eval_every == 0):
+            row.update(run_eval(state.params, it, config.eval_games))
+          metrics_file.write(json.dumps(row) + "\n")
+          metrics_file.flush()
+          all_rows.append(row)
         if bar is not None:
           post = {"loss": row.get("loss"), "ret": row.get("mean_return")}
           for k in ("vs_perfect_second_loss", "vs_random_first_win",
@@ -239,35 +276,43 @@ def train(config: config_lib.Config, out_dir: str, *, resume: bool = False,
           bar.set_postfix({k: f"{v:.3f}" for k, v in post.items()
                            if v is not None}, refresh=False)
           bar.update(1)
+        # Decided by process 0's clock and flags, so that every process
+        # stops (and saves) at the same iteration.
         out_of_time = (max_minutes is not None
                        and now - start > 60.0 * max_minutes)
-        if stop.stop or out_of_time or (stop_at is not None
-                                        and it >= stop_at):
-          stopped_early = int(state.iteration) < config.steps
+        stop_now, save_now = parallel.agree((
+            stop.stop or out_of_time or (stop_at is not None
+                                         and it >= stop_at),
+            now - last_ckpt > checkpoint_every_s))
+        if stop_now:
+          stopped_early = it < config.steps
           break
-        if now - last_ckpt > checkpoint_every_s:
+        if save_now:
           save(state, elapsed_before + now - start)
           last_ckpt = time.time()
     except KeyboardInterrupt:
       # `state` is the last completed iteration: keep it.
       interrupted = True
-  if bar is not None:
-    bar.close()
+    finally:
+      if bar is not None:
+        bar.close()
+      if metrics_file is not None:
+        metrics_file.close()
   elapsed = elapsed_before + time.time() - start
   save(state, elapsed)
   if interrupted:
     raise KeyboardInterrupt
-  summary = dict(params=state.params, iteration=int(state.iteration),
+  summary = dict(params=parallel.fetch(state.params), iteration=it,
                  elapsed_s=elapsed, metrics=all_rows,
                  stopped_early=stopped_early, state=state)
-  if final_eval:
+  if final_eval and main_process:
     results = run_eval(state.params, 10**9, config.final_eval_games)
-    results.update(iteration=int(state.iteration), elapsed_s=elapsed,
+    results.update(iteration=it, elapsed_s=elapsed,
                    games_per_side=config.final_eval_games)
     ckpt.atomic_write_text(os.path.join(out_dir, EVAL_FILE),
                            json.dumps(results, indent=2) + "\n")
     summary["final_eval"] = results
-  if plot:
+  if plot and main_process:
     plot_learning_curve(all_rows, os.path.join(out_dir, PLOT_FILE),
                         title=f"{config.env} {config.algo} ({config.policy})")
   return summary
@@ -317,7 +362,7 @@ _RUN_FLAGS = dict(env="env", algo="algo", policy="policy",
                   envs="num_envs", batch_size="batch_size",
                   lr="learning_rate", unroll_steps="unroll_steps",
                   td_steps="td_steps", eval_every="eval_every",
-                  eval_games="eval_games")
+                  eval_games="eval_games", shards="num_shards")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -361,10 +406,31 @@ def build_parser() -> argparse.ArgumentParser:
                  metavar="SECONDS", help="seconds between checkpoints")
   p.add_argument("--no-progress", action="store_true",
                  help="no progress bar")
+  g = p.add_argument_group(
+      "devices and hosts", "Data-parallel training over a mesh of devices; "
+      "with several processes, every process runs the same command. See "
+      "docs/scaling.md.")
+  g.add_argument("--devices", type=int,
+                 help="devices to use (default: all devices of all "
+                 "processes; a new run is cut into that many shards)")
+  g.add_argument("--shards", type=int,
+                 help="shards of a new run (default --devices): a run "
+                 "gives the same results on any device count dividing it")
+  g.add_argument("--coordinator", metavar="HOST:PORT",
+                 help="address of process 0 (or JAX_COORDINATOR_ADDRESS; "
+                 "SLURM, Open MPI and Cloud TPU are detected by JAX)")
+  g.add_argument("--num-processes", type=int,
+                 help="processes in the run (or JAX_NUM_PROCESSES)")
+  g.add_argument("--process-id", type=int,
+                 help="this process's index (or JAX_PROCESS_ID)")
+  g.add_argument("--timeout", type=int, default=parallel.DEFAULT_TIMEOUT_S,
+                 metavar="SECONDS", help="a peer that does not arrive, or "
+                 "dies, stops the others with an error after about this "
+                 "long (default %(default)s)")
   return p
 
 
-def config_from_args(args) -> config_lib.Config:
+def config_from_args(args, shards: int = 1) -> config_lib.Config:
   env_name = args.env or "tictactoe"
   try:
     env = envs.make(env_name)
@@ -377,6 +443,7 @@ def config_from_args(args) -> config_lib.Config:
                for flag, field in _RUN_FLAGS.items() if flag != "env"}
   overrides["steps"] = args.steps
   overrides["final_eval_games"] = args.final_eval_games
+  overrides["num_shards"] = shards
   try:
     config = config_lib.make_config(env_name, **overrides)
     learner.window_length(config, env)
@@ -388,7 +455,12 @@ def config_from_args(args) -> config_lib.Config:
 def main(argv=None) -> int:
   parser = build_parser()
   args = parser.parse_args(argv)
+  lock = None
   try:
+    parallel.initialize(args.coordinator, args.num_processes,
+                        args.process_id, args.timeout)
+    main_process = parallel.is_main_process()
+    devices = len(parallel.make_mesh(args.devices).devices)
     if args.resume:
       if args.out and os.path.abspath(args.out) != os.path.abspath(
           args.resume):
@@ -398,11 +470,22 @@ def main(argv=None) -> int:
       if changed:
         raise RunError(f"{', '.join(changed)} cannot change when resuming "
                        "(the run's settings are in its run.json); only "
-                       "--steps, --max-minutes, --final-eval-games and "
-                       "--checkpoint-every can")
+                       "--steps, --max-minutes, --final-eval-games, "
+                       "--checkpoint-every and the devices and hosts can")
       out_dir = args.resume
       config = load_run_config(out_dir)
+      if main_process:
+        lock = run_lock.RunLock(out_dir)
       updates = {}
+      if config.num_shards % devices:
+        # Re-cut into `devices` shards: the replay buffer is kept whole
+        # (every device gets N / devices environments' columns); sampling
+        # and self-play streams follow the new shards from here on.
+        print(f"The run has {config.num_shards} shards, which do not divide "
+              f"over {devices} devices: continuing with {devices} shards "
+              "(all replay data kept; not bit-identical to a run that keeps "
+              "its shards)")
+        updates["num_shards"] = devices
       if args.steps is not None:
         updates["steps"] = args.steps
       if args.final_eval_games is not None:
@@ -413,26 +496,37 @@ def main(argv=None) -> int:
               dict(config.to_dict(), **updates)))
         except ValueError as e:
           raise RunError(str(e))
-        write_run_file(out_dir, config)
+        if main_process:
+          write_run_file(out_dir, config)
     else:
-      config = config_from_args(args)
+      config = config_from_args(args, shards=args.shards or devices)
+      if jax.process_count() > 1 and not args.out:
+        raise RunError("with several processes, give --out (the same "
+                       "directory, on a file system all of them share)")
       out_dir = args.out or os.path.join(
           "runs", f"{config.env.replace(':', '_')}-{config.algo}-"
           f"{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}")
-      prepare_new_run(out_dir, config)
+      if main_process:
+        prepare_new_run(out_dir, config)
+        lock = run_lock.RunLock(out_dir)
+    parallel.barrier("run directory ready")
     print(f"Run directory: {out_dir}")
     print("Config: " + json.dumps(config.to_dict()))
     summary = train(config, out_dir, resume=bool(args.resume),
                     max_minutes=args.max_minutes,
                     checkpoint_every_s=args.checkpoint_every,
-                    progress=not args.no_progress)
-  except (RunError, ckpt.CheckpointError) as e:
+                    progress=not args.no_progress, devices=devices)
+  except (RunError, ckpt.CheckpointError, parallel.ParallelError,
+          run_lock.RunLockedError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   except KeyboardInterrupt:
     print("interrupted: the last checkpoint is kept; continue with "
           "--resume", file=sys.stderr)
     return 130
+  finally:
+    if lock is not None:
+      lock.release()
   print(f"Trained {summary['iteration']} iterations in "
         f"{summary['elapsed_s']:.0f} s"
         + (" (stopped early)" if summary["stopped_early"] else ""))

@@ -19,20 +19,15 @@ from agents import config as config_lib
 from agents import evaluate as evaluate_lib
 from agents import learner
 from agents import replay
+from agents import sharded_checkpoint as sharded_ckpt
 from agents import train as train_lib
 from agents.value_transform import Support, h, h_inv
+from tests import dist_worker
 
 
 # Tiny configs: the smoke tests check plumbing, not learning.
 def tiny(env_name, **kw):
-  base = dict(num_simulations=4, num_envs=8, selfplay_steps=8,
-              batch_size=16, updates_per_iter=8, width=32, latent_size=16,
-              repr_blocks=1, dyn_blocks=1, pred_blocks=1, value_bins=11,
-              learning_rate=3e-3, steps=4, eval_every=1000, eval_games=4,
-              final_eval_games=4, unroll_steps=2, td_steps=4,
-              replay_capacity=32)
-  base.update(kw)
-  return config_lib.make_config(env_name, **base)
+  return dist_worker.tiny_config(dict(kw, env=env_name))
 
 
 # --------------------------------------------------------- value transform
@@ -313,15 +308,18 @@ def test_cli_corrupted_checkpoint_is_refused_and_kept(tmp_path, capsys):
   env = envs.make("catch")
   state = learner.init_train_state(config, env,
                                    learner.make_agent(config, env))
-  ck_path = out / train_lib.CHECKPOINT_FILE
-  ckpt.save(str(ck_path), state, dict(iteration=0))
-  _corrupt(str(ck_path))
+  ck_dir = out / train_lib.CHECKPOINT_DIR
+  sharded_ckpt.save(str(ck_dir), state, dict(iteration=0))
+  files = [os.path.join(r, n) for r, _, ns in os.walk(ck_dir) for n in ns]
+  _corrupt(max(files, key=os.path.getsize))
   (out / train_lib.METRICS_FILE).write_text('{"iteration": 1}\n')
-  before = {p: (out / p).read_bytes() for p in os.listdir(out)}
+  def contents():
+    return {os.path.join(r, n): open(os.path.join(r, n), "rb").read()
+            for r, _, ns in os.walk(out) for n in ns if n != ".lock"}
+  before = contents()
   code, err = _main(["--resume", str(out)], capsys)
-  assert code == 2 and "corrupted" in err and str(ck_path) in err
-  after = {p: (out / p).read_bytes() for p in os.listdir(out)}
-  assert after == before
+  assert code == 2 and "corrupted" in err and str(ck_dir) in err
+  assert contents() == before
 
 
 def test_cli_arguments_make_the_config():
@@ -347,15 +345,15 @@ def test_end_to_end_run_files(tmp_path):
                             log=lambda *_: None)
   assert summary["iteration"] == config.steps
   assert sorted(os.listdir(out)) == sorted([
-      train_lib.RUN_FILE, train_lib.CHECKPOINT_FILE, train_lib.METRICS_FILE,
+      train_lib.RUN_FILE, train_lib.CHECKPOINT_DIR, train_lib.METRICS_FILE,
       train_lib.EVAL_FILE, train_lib.PLOT_FILE])
   rows = [json.loads(l) for l in open(out / train_lib.METRICS_FILE)]
   assert [r["iteration"] for r in rows] == [1, 2, 3, 4]
   assert "catch_rate" in rows[1] and "catch_rate" not in rows[0]
   result = json.load(open(out / train_lib.EVAL_FILE))
   assert 0.0 <= result["catch_rate"] <= 1.0
-  assert ckpt.read_metadata(str(out / train_lib.CHECKPOINT_FILE))[
-      "iteration"] == 4
+  assert sharded_ckpt.latest_step(
+      str(out / train_lib.CHECKPOINT_DIR)) == 4
   assert "catch_rate" in evaluate_lib.format_report(result)
 
 

@@ -1,0 +1,384 @@
+"""Data-parallel training (agents/parallel.py), sharded checkpoints
+(agents/sharded_checkpoint.py), the poison guard and the run lock.
+
+Runs on several devices use forced CPU devices (XLA_FLAGS=
+--xla_force_host_platform_device_count=N) in a subprocess
+(tests/dist_worker.py), since the flag must be set before JAX starts;
+several processes talk through jax.distributed on 127.0.0.1 (gloo).
+"""
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+pytest.importorskip("orbax.checkpoint")
+
+from agents import checkpoint as ckpt  # pylint: disable=g-import-not-at-top
+from agents import learner
+from agents import parallel
+from agents import run_lock
+from agents import sharded_checkpoint as sharded_ckpt
+from agents import train as train_lib
+from tests import dist_worker
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _env(devices):
+  env = dict(os.environ)
+  env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform"
+                      f"_device_count={devices}").strip()
+  env["JAX_PLATFORMS"] = "cpu"
+  for k in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
+    env.pop(k, None)
+  return env
+
+
+def _worker(args, devices, **kw):
+  return subprocess.Popen(
+      [sys.executable, "-m", "tests.dist_worker"] + args, cwd=ROOT,
+      env=_env(devices), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+      text=True, **kw)
+
+
+def _finish(proc, timeout=600):
+  out, _ = proc.communicate(timeout=timeout)
+  assert proc.returncode == 0, out[-4000:]
+  return out
+
+
+def _load(path):
+  with np.load(path) as z:
+    return [z[k] for k in sorted(z.files, key=lambda k: int(k.split("_")[1]))]
+
+
+def _assert_close(a, b, tol):
+  assert len(a) == len(b)
+  worst = max(float(np.max(np.abs(x - y))) for x, y in zip(a, b))
+  assert worst <= tol, worst
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def _tiny(**kw):
+  return dist_worker.tiny_config(kw)
+
+
+# ------------------------------------------------------- sizes and devices
+def test_sizes_must_divide_over_shards_and_devices(tmp_path, capsys):
+  with pytest.raises(ValueError, match=r"--envs 8 must be divisible by the "
+                     r"number of shards \(3"):
+    _tiny(num_shards=3)
+  with pytest.raises(ValueError, match=r"--batch-size 12 must be divisible"):
+    _tiny(num_shards=8, batch_size=12)
+  with pytest.raises(parallel.ParallelError, match="4 shards.*3 devices"):
+    parallel.check_devices(_tiny(num_shards=4), 3)
+  n = len(jax.devices())
+  code = train_lib.main(["--devices", str(n + 1), "--out",
+                         str(tmp_path / "r")])
+  assert code == 2
+  assert f"--devices must be in 1..{n}" in capsys.readouterr().err
+  code = train_lib.main(["--envs", "6", "--shards", "4", "--out",
+                         str(tmp_path / "r")])
+  assert code == 2 and "--envs 6 must be divisible" in (
+      capsys.readouterr().err)
+  assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_shards_on_one_device_match_the_unsharded_step():
+  """One shard on a mesh of one device is the plain program; S shards give
+  other (still finite, learning) results."""
+  config = _tiny(steps=2)
+  mesh = parallel.make_mesh(1)
+  a = learner.sharded_init_state(config, mesh)
+  b = a
+  for _ in range(2):
+    a, _ = learner.jitted_train_step(config, mesh)(a)
+    b, _ = learner.jitted_train_step(config)(b)
+  assert all(np.array_equal(x, y) for x, y in zip(
+      jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+
+
+@pytest.mark.slow
+def test_eight_devices_equal_one_and_hlo_collectives(tmp_path):
+  """8 devices in one process give the parameters of 1 device (same global
+  sizes, seed and shards); the compiled step's only collectives are the
+  gradient (and metric) all-reduces, none in self-play."""
+  config = dict(num_envs=16, batch_size=16, num_shards=8, steps=3)
+  params, hlo = str(tmp_path / "p"), str(tmp_path / "hlo.json")
+  _finish(_worker(["compare", "--config", json.dumps(config), "--devices",
+                   "1", "8", "--params", params, "--hlo", hlo], 8))
+  _assert_close(_load(params + ".1.npz"), _load(params + ".8.npz"), 1e-4)
+  info = json.load(open(hlo))
+  ops = info["collectives"]
+  assert info["selfplay_ops"] > 0  # The scope names are in the HLO.
+  assert {op for op, _ in ops} == {"all-reduce"}, ops
+  assert any("gradient_mean" in name for _, name in ops), ops
+  for _, name in ops:
+    assert "/selfplay/" not in name, name
+    assert "gradient_mean" in name or "selfplay_stats" in name, name
+
+
+# ----------------------------------------------------- several processes
+def _two_processes(tmp_path, config, timeout=60):
+  port = _free_port()
+  procs = []
+  for i in range(2):
+    procs.append(_worker(
+        ["train", "--config", json.dumps(config), "--out",
+         str(tmp_path / "run"), "--params", str(tmp_path / "p"),
+         "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
+         "--process-id", str(i), "--timeout", str(timeout)],
+        2))
+  return procs
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one_process_with_four_devices(tmp_path):
+  config = dict(num_envs=8, batch_size=16, num_shards=4, steps=3)
+  procs = _two_processes(tmp_path, config)
+  for p in procs:
+    _finish(p)
+  p0, p1 = _load(tmp_path / "p.0.npz"), _load(tmp_path / "p.1.npz")
+  _assert_close(p0, p1, 0.0)  # Identical in both processes.
+  _finish(_worker(["train", "--config", json.dumps(config), "--out",
+                   str(tmp_path / "one"), "--params", str(tmp_path / "q")],
+                  4))
+  _assert_close(p0, _load(tmp_path / "q.npz"), 1e-5)
+  # Process 0 alone wrote the metrics.
+  rows = open(tmp_path / "run" / train_lib.METRICS_FILE).read().splitlines()
+  assert [json.loads(r)["iteration"] for r in rows] == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_a_dead_peer_stops_the_other_within_the_timeout(tmp_path):
+  timeout = 20
+  config = dict(num_envs=8, batch_size=16, num_shards=4, steps=100000)
+  procs = _two_processes(tmp_path, config, timeout=timeout)
+  # Wait until both train (metrics appear), then kill process 1.
+  metrics = tmp_path / "run" / train_lib.METRICS_FILE
+  deadline = time.time() + 400
+  while not (metrics.exists() and metrics.read_text().count("\n") >= 2):
+    assert time.time() < deadline and procs[0].poll() is None
+    time.sleep(0.5)
+  procs[1].send_signal(signal.SIGKILL)
+  killed = time.time()
+  try:
+    out, _ = procs[0].communicate(timeout=3 * timeout)
+  except subprocess.TimeoutExpired:
+    procs[0].kill()
+    pytest.fail(f"process 0 still runs {3 * timeout} s after its peer died")
+  waited = time.time() - killed
+  assert procs[0].returncode != 0, out[-3000:]
+  assert waited < 3 * timeout
+  assert "another task died" in out, out[-3000:]
+  print(f"process 0 exited {procs[0].returncode} after {waited:.1f} s")
+
+
+def test_a_peer_that_never_arrives_is_an_error(tmp_path):
+  start = time.time()
+  proc = subprocess.run(
+      [sys.executable, "-m", "agents.train", "--coordinator",
+       f"127.0.0.1:{_free_port()}", "--num-processes", "2", "--process-id",
+       "0", "--timeout", "3", "--out", str(tmp_path / "r")], cwd=ROOT,
+      env=_env(1), capture_output=True, text=True, timeout=120)
+  # JAX's runtime aborts the process (SIGABRT) after the timeout.
+  assert proc.returncode != 0, proc.stderr[-3000:]
+  assert "Joining a run of 2 processes" in proc.stderr
+  assert "waiting up to 3 s" in proc.stderr
+  assert "DEADLINE_EXCEEDED" in proc.stderr
+  assert time.time() - start < 60
+  assert not (tmp_path / "r").exists()
+
+
+# ------------------------------------------------------------ checkpoints
+def _state():
+  return dict(w=jnp.arange(4096, dtype=jnp.float32) / 7,
+              b=jnp.ones((3, 5), bool), k=jax.random.PRNGKey(3),
+              i=jnp.int32(7))
+
+
+def _target(state):
+  rep = parallel.replicated(parallel.make_mesh(1))
+  return sharded_ckpt.abstract_target(
+      jax.eval_shape(lambda: state), jax.tree.map(lambda _: rep, state))
+
+
+def _files(directory):
+  out = {}
+  for root, _, names in os.walk(directory):
+    for n in names:
+      p = os.path.join(root, n)
+      out[os.path.relpath(p, directory)] = open(p, "rb").read()
+  return out
+
+
+def test_sharded_checkpoint_roundtrip_and_refusals(tmp_path):
+  state = _state()
+  d = str(tmp_path / "ck")
+  sharded_ckpt.save(d, state, dict(iteration=1))
+  loaded, meta = sharded_ckpt.restore(d, _target(state))
+  assert meta == dict(iteration=1)
+  for x, y in zip(jax.tree_util.tree_leaves(loaded),
+                  jax.tree_util.tree_leaves(state)):
+    np.testing.assert_array_equal(x, y)
+  # A write cut by a crash (orbax's temporary step directory) is ignored.
+  junk = tmp_path / "ck" / "2.orbax-checkpoint-tmp-123"
+  junk.mkdir()
+  (junk / "garbage").write_bytes(b"half written")
+  assert sharded_ckpt.latest_step(d) == 1
+  sharded_ckpt.restore(d, _target(state))
+  # A mismatched template.
+  with pytest.raises(ckpt.CheckpointError, match=r"does not match.*\['w'\]"):
+    sharded_ckpt.restore(d, _target(dict(state, w=jnp.zeros(10))))
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_damaged_sharded_checkpoint_is_refused(tmp_path, damage):
+  state = _state()
+  d = str(tmp_path / "ck")
+  sharded_ckpt.save(d, state, dict(iteration=1))
+  before = _files(d)
+  # The largest file holds the data of `w`.
+  name = max(before, key=lambda n: len(before[n]))
+  data = bytearray(before[name])
+  if damage == "flip":
+    data[len(data) // 2] ^= 0x10
+  else:
+    data = data[:len(data) // 2]
+  open(os.path.join(d, name), "wb").write(bytes(data))
+  damaged = _files(d)
+  with pytest.raises(ckpt.CheckpointError, match="corrupted"):
+    sharded_ckpt.restore(d, _target(state))
+  assert _files(d) == damaged  # Nothing written.
+
+
+def test_digest_sees_every_bit():
+  x = np.arange(1000, dtype=np.float32)
+  base = sharded_ckpt.digest([jnp.asarray(x)])
+  for i, bit in ((0, 0), (999, 31), (500, 7)):
+    y = x.copy().view(np.uint32)
+    y[i] ^= np.uint32(1 << bit)
+    assert sharded_ckpt.digest([jnp.asarray(y.view(np.float32))]) != base
+  x = jnp.asarray(x)
+  # Swapping two elements changes it too (position weights).
+  assert sharded_ckpt.digest([x.at[0].set(1.0).at[1].set(0.0)]) != base
+
+
+# ----------------------------------------------------------------- poison
+def test_nan_loss_stops_with_the_last_good_checkpoint(tmp_path):
+  """NaN rewards in the replay buffer make the loss NaN at iteration 1: the
+  run stops with an error naming it, and the checkpoint on disk (iteration
+  0, with finite parameters) is untouched."""
+  config = _tiny()
+  out = str(tmp_path / "run")
+  train_lib.prepare_new_run(out, config)
+  mesh = parallel.make_mesh(1)
+  state = learner.sharded_init_state(config, mesh)
+  data = dict(state.buffer.data)
+  data["reward"] = jnp.full_like(data["reward"], jnp.nan)
+  state = state._replace(buffer=state.buffer.replace(
+      data=data, count=jnp.int32(config.replay_capacity)))
+  ck_dir = os.path.join(out, train_lib.CHECKPOINT_DIR)
+  sharded_ckpt.save(ck_dir, state, dict(iteration=0, elapsed_s=0.0))
+  good = _files(ck_dir)
+  with pytest.raises(train_lib.TrainingDiverged,
+                     match="iteration 1: non-finite loss"):
+    train_lib.train(config, out, resume=True, progress=False,
+                    final_eval=False, quick_eval=False, plot=False,
+                    log=lambda *_: None)
+  assert _files(ck_dir) == good
+  restored, meta = sharded_ckpt.restore(ck_dir, sharded_ckpt.abstract_target(
+      jax.eval_shape(lambda: state), learner.state_shardings(config, mesh)))
+  assert meta["iteration"] == 0
+  assert all(bool(jnp.all(jnp.isfinite(x)))
+             for x in jax.tree_util.tree_leaves(restored.params))
+
+
+# ------------------------------------------------------------------- lock
+def test_second_trainer_is_refused_and_a_killed_run_frees_the_lock(
+    tmp_path, capsys):
+  out = tmp_path / "run"
+  train_lib.prepare_new_run(str(out), _tiny())
+  before = _files(str(out))
+  with run_lock.RunLock(str(out)):  # A live run.
+    code = train_lib.main(["--resume", str(out), "--steps", "9"])
+    err = capsys.readouterr().err
+    assert code == 2 and "in use by a live training run" in err
+    assert f"pid {os.getpid()}" in err
+    with pytest.raises(run_lock.RunLockedError):
+      run_lock.RunLock(str(out))
+  assert {k: v for k, v in _files(str(out)).items()
+          if k != run_lock.LOCK_FILE} == before
+  # A run killed with SIGKILL while holding the lock leaves it free.
+  holder = subprocess.Popen(
+      [sys.executable, "-c", "import sys, time; from agents import run_lock;"
+       f" l = run_lock.RunLock({str(out)!r}); print('held', flush=True); "
+       "time.sleep(60)"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+  assert holder.stdout.readline().strip() == "held"
+  with pytest.raises(run_lock.RunLockedError, match=f"pid {holder.pid}"):
+    run_lock.RunLock(str(out))
+  holder.send_signal(signal.SIGKILL)
+  holder.wait()
+  run_lock.RunLock(str(out)).release()
+
+
+# ---------------------------------------------------------- kill -9, resume
+@pytest.mark.slow
+def test_kill_at_random_moments_then_resume_gives_the_same_params(tmp_path):
+  config = dict(steps=12)
+  args = ["--config", json.dumps(config), "--checkpoint-every", "0"]
+  _finish(_worker(["train", "--out", str(tmp_path / "straight"), "--params",
+                   str(tmp_path / "straight")] + args, 1))
+  want = _load(tmp_path / "straight.npz")
+  rng = random.Random(0)
+  for seed in range(3):
+    run = tmp_path / f"killed{seed}"
+    proc = _worker(["train", "--out", str(run), "--params", str(run)]
+                   + args, 1)
+    ck_dir = run / train_lib.CHECKPOINT_DIR
+    # Kill once checkpoints are being written: at a random moment, often
+    # inside a save (one is written after every iteration).
+    deadline = time.time() + 400
+    while not (ck_dir.exists() and any(ck_dir.iterdir())):
+      assert time.time() < deadline and proc.poll() is None
+      time.sleep(0.05)
+    time.sleep(rng.uniform(0.0, 1.5))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "finished before the kill"
+    print(f"killed with checkpoints {sorted(os.listdir(ck_dir))}")
+    _finish(_worker(["train", "--out", str(run), "--params", str(run),
+                     "--resume"] + args, 1))
+    _assert_close(want, _load(str(run) + ".npz"), 0.0)
+
+
+@pytest.mark.slow
+def test_resume_on_another_device_count_continues_the_run(tmp_path):
+  """4 shards: 2 iterations on 4 devices, then resumed on 2 devices, end
+  where 4 iterations on 1 device do (the replay shards move with their
+  environments)."""
+  args = ["--config", json.dumps(dict(steps=4, num_shards=4))]
+  run = str(tmp_path / "run")
+  _finish(_worker(["train", "--out", run, "--params", run, "--devices", "4",
+                   "--stop-at", "2"] + args, 4))
+  _finish(_worker(["train", "--out", run, "--params", run, "--devices", "2",
+                   "--resume"] + args, 4))
+  one = str(tmp_path / "one")
+  _finish(_worker(["train", "--out", one, "--params", one, "--devices", "1"]
+                  + args, 4))
+  _assert_close(_load(run + ".npz"), _load(one + ".npz"), 1e-5)
