@@ -34,6 +34,7 @@ from agents import checkpoint as ckpt
 from agents import config as config_lib
 from agents import evaluate as evaluate_lib
 from agents import learner
+from agents import opponents
 
 PROGRAM = "batched-mcts agents.train"
 RUN_FILE = "run.json"
@@ -91,12 +92,13 @@ def write_run_file(out_dir: str, config: config_lib.Config) -> None:
                          json.dumps(info, indent=2) + "\n")
 
 
-def load_run_config(out_dir: str) -> config_lib.Config:
+def load_run_config(out_dir: str, what: str = "--resume") -> config_lib.Config:
+  """The config of the run in ``out_dir``; errors name it as ``what``."""
   if not os.path.isdir(out_dir):
-    raise RunError(f"--resume {out_dir}: no such directory")
+    raise RunError(f"{what} {out_dir}: no such directory")
   info = _read_run_file(out_dir)
   if info is None:
-    raise RunError(f"--resume {out_dir}: not a training run of ours (no "
+    raise RunError(f"{what} {out_dir}: not a training run of ours (no "
                    f"valid {RUN_FILE})")
   try:
     return config_lib.validate(config_lib.Config.from_dict(info["config"]))
@@ -152,9 +154,12 @@ def train(config: config_lib.Config, out_dir: str, *, resume: bool = False,
           checkpoint_every_s: float = 120.0, progress: bool = True,
           final_eval: bool = True, quick_eval: bool = True,
           plot: bool = True, stop_at: Optional[int] = None,
-          log=print) -> Dict[str, Any]:
+          mcts_simulations: int = 1000, log=print) -> Dict[str, Any]:
   """Trains (or continues) the run in ``out_dir``; returns a summary dict
   (``params``, ``iteration``, ``final_eval``, ``metrics``...).
+
+  ``mcts_simulations``: the final evaluation also plays OpenSpiel's MCTSBot
+  with this many simulations per move, for the games OpenSpiel has (0: not).
 
   ``stop_at``: stop (with a checkpoint) once this iteration is reached, as
   a killed run would (for tests and scripted interruptions).
@@ -262,6 +267,11 @@ def train(config: config_lib.Config, out_dir: str, *, resume: bool = False,
                  stopped_early=stopped_early, state=state)
   if final_eval:
     results = run_eval(state.params, 10**9, config.final_eval_games)
+    if mcts_simulations:
+      from agents import player as player_lib  # pylint: disable=g-import-not-at-top
+      results.update(opponents.mcts_evaluation(
+          player_lib.Player(config, state.params), config.final_eval_games,
+          mcts_simulations, seed=config.seed))
     results.update(iteration=int(state.iteration), elapsed_s=elapsed,
                    games_per_side=config.final_eval_games)
     ckpt.atomic_write_text(os.path.join(out_dir, EVAL_FILE),
@@ -351,6 +361,11 @@ def build_parser() -> argparse.ArgumentParser:
                  "evaluations")
   p.add_argument("--final-eval-games", type=int,
                  help="games per side in the final evaluation")
+  p.add_argument("--eval-mcts-sims", type=int, default=1000,
+                 metavar="N", help="the final evaluation also plays "
+                 "OpenSpiel's MCTSBot with N simulations per move "
+                 "(tictactoe, connect4; needs open_spiel; 0: not; default "
+                 "1000)")
   p.add_argument("--out", help="run directory (new or empty); default "
                  "runs/<env>-<algo>-<time>")
   p.add_argument("--resume", metavar="DIR",
@@ -389,6 +404,9 @@ def main(argv=None) -> int:
   parser = build_parser()
   args = parser.parse_args(argv)
   try:
+    if args.eval_mcts_sims < 0:
+      raise RunError(f"--eval-mcts-sims must be >= 0, got "
+                     f"{args.eval_mcts_sims}")
     if args.resume:
       if args.out and os.path.abspath(args.out) != os.path.abspath(
           args.resume):
@@ -398,8 +416,8 @@ def main(argv=None) -> int:
       if changed:
         raise RunError(f"{', '.join(changed)} cannot change when resuming "
                        "(the run's settings are in its run.json); only "
-                       "--steps, --max-minutes, --final-eval-games and "
-                       "--checkpoint-every can")
+                       "--steps, --max-minutes, --final-eval-games, "
+                       "--eval-mcts-sims and --checkpoint-every can")
       out_dir = args.resume
       config = load_run_config(out_dir)
       updates = {}
@@ -425,7 +443,8 @@ def main(argv=None) -> int:
     summary = train(config, out_dir, resume=bool(args.resume),
                     max_minutes=args.max_minutes,
                     checkpoint_every_s=args.checkpoint_every,
-                    progress=not args.no_progress)
+                    progress=not args.no_progress,
+                    mcts_simulations=args.eval_mcts_sims)
   except (RunError, ckpt.CheckpointError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
