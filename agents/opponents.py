@@ -6,9 +6,9 @@ A *player* here is host code that moves in a batch of ``G`` games at once::
     player.act(states, to_act)         # -> int [G]; read where to_act is True
     player.observe(actions, live)      # every move played, by either side
 
-:class:`SearchPlayer` (a trained :class:`agents.player.Player`: ONE jitted
-search over the whole batch per ply), :class:`RandomPlayer`,
-:class:`PerfectPlayer` (tic-tac-toe) and :class:`MCTSBotPlayer` (OpenSpiel's
+:func:`search_player` (a trained :class:`agents.player.Player`: ONE jitted
+search over the whole batch per ply), :func:`random_player`,
+:func:`perfect_player` (tic-tac-toe) and :class:`MCTSBotPlayer` (OpenSpiel's
 C++ ``MCTSBot`` with random rollouts, one bot and one OpenSpiel state per
 game, stepped on the host and seeded per game). :func:`play_games` runs the
 games; :func:`match` plays ``N`` games per side and returns win/draw/loss
@@ -42,39 +42,9 @@ def _jitted_step(env):
   return jax.jit(jax.vmap(env.step))
 
 
-@functools.lru_cache(maxsize=None)
-def _jitted_init(env, num_games: int):
-  return jax.jit(lambda: jax.vmap(env.init)(
-      jax.random.split(jax.random.PRNGKey(0), num_games)))
-
-
-class SearchPlayer:
-  """A trained agent (``agents.load(...)``): one jitted search over all
-  ``G`` games per ply, greedy unless ``greedy=False``."""
-
-  def __init__(self, player, greedy: bool = True):
-    self.player = player
-    self.greedy = greedy
-    self.name = (f"{player.run_dir or 'agent'} ({player.algo}, "
-                 f"{player.num_simulations} simulations)")
-    self.env = player.env
-    self._key = jax.random.PRNGKey(0)
-
-  def reset(self, num_games: int, seed: int) -> None:
-    del num_games
-    self._key = jax.random.PRNGKey(seed)
-
-  def act(self, states, to_act) -> np.ndarray:
-    del to_act
-    self._key, key = jax.random.split(self._key)
-    return np.asarray(self.player.act(states, key, greedy=self.greedy))
-
-  def observe(self, actions, live) -> None:
-    del actions, live
-
-
-class _JaxPolicyPlayer:
-  """A player given by a jittable ``fn(key, states) -> actions [G]``."""
+class JaxPlayer:
+  """A player given by a jittable ``fn(key, states) -> actions [G]``, called
+  once per ply on the whole batch."""
 
   def __init__(self, env, name: str, fn):
     self.env = env
@@ -95,19 +65,28 @@ class _JaxPolicyPlayer:
     del actions, live
 
 
-def RandomPlayer(env):  # pylint: disable=invalid-name
+def search_player(player, greedy: bool = True) -> JaxPlayer:
+  """A trained agent (an :class:`agents.player.Player`): one jitted search
+  over all ``G`` games per ply, greedy unless ``greedy=False``."""
+  name = (f"{player.run_dir or 'agent'} ({player.algo}, "
+          f"{player.num_simulations} simulations)")
+  return JaxPlayer(player.env, name,
+                   lambda key, states: player.act(states, key, greedy=greedy))
+
+
+def random_player(env) -> JaxPlayer:
   """Uniformly random legal moves."""
-  return _JaxPolicyPlayer(env, "random", evaluate_lib.random_action)
+  return JaxPlayer(env, "random", evaluate_lib.random_action)
 
 
-def PerfectPlayer(env):  # pylint: disable=invalid-name
+def perfect_player(env) -> JaxPlayer:
   """A uniformly random optimal move (tic-tac-toe's solved game tree)."""
   if env.name != "tictactoe":
     raise ValueError(f"the perfect player exists for tictactoe only, not "
                      f"{env.name}")
   from envs import tictactoe_solver  # pylint: disable=g-import-not-at-top
   jax.block_until_ready(tictactoe_solver.jax_tables())  # Built outside jit.
-  return _JaxPolicyPlayer(env, "perfect", evaluate_lib.perfect_action)
+  return JaxPlayer(env, "perfect", evaluate_lib.perfect_action)
 
 
 class MCTSBotPlayer:
@@ -182,7 +161,8 @@ def play_games(env, a, b, a_seats, seed: int = 0) -> np.ndarray:
   a.reset(num_games, _game_seed(seed, 0))
   b.reset(num_games, _game_seed(seed, 1))
   step = _jitted_step(env)
-  states = _jitted_init(env, num_games)()
+  states = jax.vmap(env.init)(jax.random.split(jax.random.PRNGKey(seed),
+                                               num_games))
   returns = np.zeros(num_games, np.float32)
   max_plies = env.max_episode_steps or 100_000
   for _ in range(max_plies):
@@ -231,9 +211,9 @@ def make_player(spec: str, env, *, num_simulations: Optional[int] = None):
   ValueError (or ImportError for a missing OpenSpiel) with a clear message.
   """
   if spec == "random":
-    return RandomPlayer(env)
+    return random_player(env)
   if spec == "perfect":
-    return PerfectPlayer(env)
+    return perfect_player(env)
   if spec.startswith("mcts:"):
     sims = spec[len("mcts:"):]
     if not sims.isdigit() or int(sims) < 1:
@@ -252,7 +232,7 @@ def make_player(spec: str, env, *, num_simulations: Optional[int] = None):
   if other.env_name != env.name:
     raise ValueError(f"{spec!r} was trained on {other.env_name}, not "
                      f"{env.name}")
-  return SearchPlayer(other)
+  return search_player(other)
 
 
 def mcts_evaluation(player, games_per_side: int, simulations: int,
@@ -267,7 +247,7 @@ def mcts_evaluation(player, games_per_side: int, simulations: int,
   if not openspiel_map.available():
     return dict(vs_mcts_skipped="OpenSpiel is not installed (pip install "
                 "open_spiel)")
-  result = match(env, SearchPlayer(player), MCTSBotPlayer(env, simulations),
+  result = match(env, search_player(player), MCTSBotPlayer(env, simulations),
                  games_per_side, seed)
   out: Dict[str, Any] = dict(mcts_simulations=simulations)
   for side, rates in result.items():

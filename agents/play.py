@@ -183,7 +183,7 @@ def main(argv=None, inp: TextIO = sys.stdin, out: TextIO = sys.stdout
                        "one-player game; agents.play needs a two-player game")
     if args.against:
       other = opponents.make_player(args.against, agent.env)
-      result = opponents.match(agent.env, opponents.SearchPlayer(agent),
+      result = opponents.match(agent.env, opponents.search_player(agent),
                                other, args.games, args.seed)
       out.write(score_report(args.run_dir, args.against, result,
                              args.games) + "\n")

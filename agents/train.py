@@ -35,6 +35,7 @@ from agents import config as config_lib
 from agents import evaluate as evaluate_lib
 from agents import learner
 from agents import opponents
+from agents import player as player_lib
 
 PROGRAM = "batched-mcts agents.train"
 RUN_FILE = "run.json"
@@ -268,7 +269,8 @@ def train(config: config_lib.Config, out_dir: str, *, resume: bool = False,
   if final_eval:
     results = run_eval(state.params, 10**9, config.final_eval_games)
     if mcts_simulations:
-      from agents import player as player_lib  # pylint: disable=g-import-not-at-top
+      log(f"Final evaluation against OpenSpiel's MCTSBot({mcts_simulations})"
+          f" where it plays {config.env}")
       results.update(opponents.mcts_evaluation(
           player_lib.Player(config, state.params), config.final_eval_games,
           mcts_simulations, seed=config.seed))

@@ -89,14 +89,14 @@ def test_matches_against_players_with_known_results():
   against a weak MCTSBot as first player; a strong MCTSBot beats a random
   player as first player; random never beats perfect."""
   env = envs.make("tictactoe")
-  perfect = opponents.PerfectPlayer(env)
+  perfect = opponents.perfect_player(env)
   r = opponents.match(env, perfect, opponents.MCTSBotPlayer(env, 2), 20)
   assert r["first"]["loss"] == r["second"]["loss"] == 0.0
   assert r["first"]["win"] > 0.5
   r = opponents.match(env, opponents.MCTSBotPlayer(env, 1000),
-                      opponents.RandomPlayer(env), 20)
+                      opponents.random_player(env), 20)
   assert r["first"]["win"] >= 0.9
-  r = opponents.match(env, opponents.RandomPlayer(env), perfect, 20)
+  r = opponents.match(env, opponents.random_player(env), perfect, 20)
   assert r["first"]["win"] == r["second"]["win"] == 0.0
   assert r["first"]["loss"] > 0.5
 

@@ -35,7 +35,10 @@ def _make_run(out, config, iteration=0):
   env = envs.make(config.env)
   state = learner.init_train_state(config, env,
                                    learner.make_agent(config, env))
-  state = state._replace(iteration=jnp.int32(iteration))
+  # Params that differ from a fresh run's (which a loader could return
+  # without reading the checkpoint).
+  params = jax.tree.map(lambda x: 1.5 * x + 0.01, state.params)
+  state = state._replace(params=params, iteration=jnp.int32(iteration))
   ckpt.save(os.path.join(out, train_lib.CHECKPOINT_FILE), state,
             dict(iteration=iteration, config=config.to_dict()))
   return state
