@@ -153,6 +153,9 @@ def play_games(env, a, b, a_seats, seed: int = 0) -> np.ndarray:
   if env.num_players != 2:
     raise ValueError(f"env: matches need a two-player game, {env.name} has "
                      f"{env.num_players} player(s)")
+  if a is b:
+    raise ValueError("a, b: two player objects are needed (a player keeps "
+                     "per-game state); make a second one")
   a_seats = np.asarray(a_seats, np.int32)
   if a_seats.ndim != 1 or not np.all((a_seats == 0) | (a_seats == 1)):
     raise ValueError(f"a_seats: expected a [G] array of 0/1 seats, got "
@@ -183,13 +186,6 @@ def play_games(env, a, b, a_seats, seed: int = 0) -> np.ndarray:
   return returns
 
 
-def summarize(returns) -> Dict[str, float]:
-  returns = np.asarray(returns)
-  return dict(win=float(np.mean(returns > 0)),
-              draw=float(np.mean(returns == 0)),
-              loss=float(np.mean(returns < 0)))
-
-
 def match(env, a, b, games_per_side: int, seed: int = 0
           ) -> Dict[str, Dict[str, float]]:
   """``a`` against ``b``: ``games_per_side`` games with ``a`` first and as
@@ -200,8 +196,8 @@ def match(env, a, b, games_per_side: int, seed: int = 0
     raise ValueError(f"games_per_side must be >= 1, got {games_per_side}")
   seats = np.repeat([0, 1], games_per_side)
   returns = play_games(env, a, b, seats, seed)
-  return dict(first=summarize(returns[:games_per_side]),
-              second=summarize(returns[games_per_side:]))
+  return dict(first=evaluate_lib.summarize(returns[:games_per_side]),
+              second=evaluate_lib.summarize(returns[games_per_side:]))
 
 
 def make_player(spec: str, env, *, num_simulations: Optional[int] = None):

@@ -126,3 +126,8 @@ def test_make_player_errors():
     opponents.play_games(envs.make("catch"), None, None, [0])
   with pytest.raises(ValueError, match="simulations"):
     opponents.MCTSBotPlayer(ttt, 0)
+  bot = opponents.MCTSBotPlayer(ttt, 5)
+  with pytest.raises(ValueError, match="two player objects"):
+    opponents.play_games(ttt, bot, bot, [0])
+  with pytest.raises(ValueError, match="a_seats"):
+    opponents.play_games(ttt, bot, opponents.random_player(ttt), [0, 2])
