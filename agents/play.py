@@ -119,7 +119,9 @@ def play_interactive(player, human_seat: int, inp: TextIO, out: TextIO, *,
       if show_search:
         out.write(last_search + "\n")
     state = step(state, action)
-  winner = int(state.winner)
+  # The last move's rewards (state.winner is not a field of every env).
+  rewards = np.asarray(state.rewards)
+  winner = int(np.argmax(rewards)) if rewards.max() > 0 else -1
   out.write("\n" + show_board(env, state) + "\n"
             + _result_line(winner, human_seat) + "\n")
   return winner
