@@ -43,13 +43,13 @@ def _jitted_step(env):
 
 
 class JaxPlayer:
-  """A player given by a jittable ``fn(key, states) -> actions [G]``, called
+  """A player given by ``fn(key, states) -> actions [G]`` (jitted), called
   once per ply on the whole batch."""
 
   def __init__(self, env, name: str, fn):
     self.env = env
     self.name = name
-    self._fn = jax.jit(fn)
+    self._fn = fn
     self._key = jax.random.PRNGKey(0)
 
   def reset(self, num_games: int, seed: int) -> None:
@@ -70,13 +70,14 @@ def search_player(player, greedy: bool = True) -> JaxPlayer:
   over all ``G`` games per ply, greedy unless ``greedy=False``."""
   name = (f"{player.run_dir or 'agent'} ({player.algo}, "
           f"{player.num_simulations} simulations)")
+  # Not jitted again: Player's search is, once per config for all players.
   return JaxPlayer(player.env, name,
                    lambda key, states: player.act(states, key, greedy=greedy))
 
 
 def random_player(env) -> JaxPlayer:
   """Uniformly random legal moves."""
-  return JaxPlayer(env, "random", evaluate_lib.random_action)
+  return JaxPlayer(env, "random", jax.jit(evaluate_lib.random_action))
 
 
 def perfect_player(env) -> JaxPlayer:
@@ -86,7 +87,7 @@ def perfect_player(env) -> JaxPlayer:
                      f"{env.name}")
   from envs import tictactoe_solver  # pylint: disable=g-import-not-at-top
   jax.block_until_ready(tictactoe_solver.jax_tables())  # Built outside jit.
-  return JaxPlayer(env, "perfect", evaluate_lib.perfect_action)
+  return JaxPlayer(env, "perfect", jax.jit(evaluate_lib.perfect_action))
 
 
 class MCTSBotPlayer:
