@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from agents import evaluate as evaluate_lib
+from agents import player as player_lib
 from envs import openspiel_map
 
 # MCTSBot settings that are not chosen per run (as in OpenSpiel's examples).
@@ -220,7 +221,6 @@ def make_player(spec: str, env, *, num_simulations: Optional[int] = None):
       raise ValueError(f"{spec!r}: OpenSpiel's MCTSBot plays "
                        f"{', '.join(openspiel_map.GAMES)}, not {env.name}")
     return MCTSBotPlayer(env, int(sims))
-  from agents import player as player_lib  # pylint: disable=g-import-not-at-top
   try:
     other = player_lib.load(spec, num_simulations=num_simulations)
   except player_lib.LoadError as e:
