@@ -147,13 +147,19 @@ def format_report(results: Dict[str, float]) -> str:
     return "\n".join(lines)
   lines.append(f"{'opponent':<10} {'agent plays':<12} {'win':>6} {'draw':>6} "
                f"{'loss':>6}")
-  for opp in OPPONENTS:
+  for opp in OPPONENTS + ("mcts",):
+    label = opp
+    if opp == "mcts" and "mcts_simulations" in results:
+      label = f"mcts({results['mcts_simulations']})"
     for side in ("first", "second"):
       name = f"vs_{opp}_{side}"
       if f"{name}_win" in results:
         lines.append(
-            f"{opp:<10} {side:<12} {results[name + '_win']:>6.3f} "
+            f"{label:<10} {side:<12} {results[name + '_win']:>6.3f} "
             f"{results[name + '_draw']:>6.3f} {results[name + '_loss']:>6.3f}")
+  if "vs_mcts_skipped" in results:
+    lines.append(f"OpenSpiel's MCTSBot: not played ("
+                 f"{results['vs_mcts_skipped']})")
   return "\n".join(lines)
 
 

@@ -48,6 +48,8 @@ from agents import learner
 from agents import parallel
 from agents import run_lock
 from agents import sharded_checkpoint as sharded_ckpt
+from agents import opponents
+from agents import player as player_lib
 
 PROGRAM = "batched-mcts agents.train"
 RUN_FILE = "run.json"
@@ -105,12 +107,13 @@ def write_run_file(out_dir: str, config: config_lib.Config) -> None:
                          json.dumps(info, indent=2) + "\n")
 
 
-def load_run_config(out_dir: str) -> config_lib.Config:
+def load_run_config(out_dir: str, what: str = "--resume") -> config_lib.Config:
+  """The config of the run in ``out_dir``; errors name it as ``what``."""
   if not os.path.isdir(out_dir):
-    raise RunError(f"--resume {out_dir}: no such directory")
+    raise RunError(f"{what} {out_dir}: no such directory")
   info = _read_run_file(out_dir)
   if info is None:
-    raise RunError(f"--resume {out_dir}: not a training run of ours (no "
+    raise RunError(f"{what} {out_dir}: not a training run of ours (no "
                    f"valid {RUN_FILE})")
   try:
     return config_lib.validate(config_lib.Config.from_dict(info["config"]))
@@ -170,13 +173,16 @@ def train(config: config_lib.Config, out_dir: str, *, resume: bool = False,
           checkpoint_every_s: float = 120.0, progress: bool = True,
           final_eval: bool = True, quick_eval: bool = True,
           plot: bool = True, stop_at: Optional[int] = None,
-          devices: Optional[int] = None, log=print) -> Dict[str, Any]:
+          devices: Optional[int] = None, mcts_simulations: int = 1000,
+          log=print) -> Dict[str, Any]:
   """Trains (or continues) the run in ``out_dir``; returns a summary dict
   (``params``, ``iteration``, ``final_eval``, ``metrics``...).
 
   ``devices``: the mesh size (default: as many of the devices as divide
   ``config.num_shards``). Every process of a multi-process run calls it;
   process 0 alone writes metrics, the plot and the evaluation.
+  ``mcts_simulations``: the final evaluation also plays OpenSpiel's MCTSBot
+  with this many simulations per move, for the games OpenSpiel has (0: not).
   ``stop_at``: stop (with a checkpoint) once this iteration is reached, as
   a killed run would (for tests and scripted interruptions).
   """
@@ -307,6 +313,12 @@ def train(config: config_lib.Config, out_dir: str, *, resume: bool = False,
                  stopped_early=stopped_early, state=state)
   if final_eval and main_process:
     results = run_eval(state.params, 10**9, config.final_eval_games)
+    if mcts_simulations:
+      log(f"Final evaluation against OpenSpiel's MCTSBot({mcts_simulations})"
+          f" where it plays {config.env}")
+      results.update(opponents.mcts_evaluation(
+          player_lib.Player(config, summary["params"]),
+          config.final_eval_games, mcts_simulations, seed=config.seed))
     results.update(iteration=it, elapsed_s=elapsed,
                    games_per_side=config.final_eval_games)
     ckpt.atomic_write_text(os.path.join(out_dir, EVAL_FILE),
@@ -396,6 +408,11 @@ def build_parser() -> argparse.ArgumentParser:
                  "evaluations")
   p.add_argument("--final-eval-games", type=int,
                  help="games per side in the final evaluation")
+  p.add_argument("--eval-mcts-sims", type=int, default=1000,
+                 metavar="N", help="the final evaluation also plays "
+                 "OpenSpiel's MCTSBot with N simulations per move "
+                 "(tictactoe, connect4; needs open_spiel; 0: not; default "
+                 "1000)")
   p.add_argument("--out", help="run directory (new or empty); default "
                  "runs/<env>-<algo>-<time>")
   p.add_argument("--resume", metavar="DIR",
@@ -461,6 +478,9 @@ def main(argv=None) -> int:
                         args.process_id, args.timeout)
     main_process = parallel.is_main_process()
     devices = len(parallel.make_mesh(args.devices).devices)
+    if args.eval_mcts_sims < 0:
+      raise RunError(f"--eval-mcts-sims must be >= 0, got "
+                     f"{args.eval_mcts_sims}")
     if args.resume:
       if args.out and os.path.abspath(args.out) != os.path.abspath(
           args.resume):
@@ -471,7 +491,8 @@ def main(argv=None) -> int:
         raise RunError(f"{', '.join(changed)} cannot change when resuming "
                        "(the run's settings are in its run.json); only "
                        "--steps, --max-minutes, --final-eval-games, "
-                       "--checkpoint-every and the devices and hosts can")
+                       "--eval-mcts-sims, --checkpoint-every and the devices "
+                       "and hosts can")
       out_dir = args.resume
       config = load_run_config(out_dir)
       if main_process:
@@ -515,7 +536,8 @@ def main(argv=None) -> int:
     summary = train(config, out_dir, resume=bool(args.resume),
                     max_minutes=args.max_minutes,
                     checkpoint_every_s=args.checkpoint_every,
-                    progress=not args.no_progress, devices=devices)
+                    progress=not args.no_progress, devices=devices,
+                    mcts_simulations=args.eval_mcts_sims)
   except (RunError, ckpt.CheckpointError, parallel.ParallelError,
           run_lock.RunLockedError) as e:
     print(f"error: {e}", file=sys.stderr)

@@ -1,0 +1,206 @@
+"""Play a trained agent in the terminal, or let it play a match.
+
+    python -m agents.play RUN_DIR                 # you move first
+    python -m agents.play RUN_DIR --second        # the agent moves first
+    python -m agents.play RUN_DIR --show-search   # its statistics every move
+    python -m agents.play RUN_DIR --against mcts:1000 --games 200
+    python -m agents.play RUN_DIR --against OTHER_RUN_DIR --games 50
+
+At your turn type a legal move (its number), ``?`` for the search
+statistics of the agent's last move (visit share and Q-value of its top
+moves, from its point of view), ``h`` for help or ``q`` to quit (end of
+input and Ctrl-C quit too). ``--against X`` plays ``--games`` games per side
+between RUN_DIR and X: another run directory, ``mcts:<simulations>``
+(OpenSpiel's MCTSBot), ``random`` or ``perfect`` (tic-tac-toe), and prints
+the score.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, TextIO
+
+import jax
+import numpy as np
+
+from agents import opponents
+from agents import player as player_lib
+
+HELP = ("Type the number of a legal move, ? for the agent's search "
+        "statistics of its last move, h for this help, q to quit.")
+NAMES = ("X", "O")
+
+
+def show_board(env, state) -> str:
+  """The board of ONE state; tic-tac-toe shows each free cell's number."""
+  text = env.render(state)
+  if env.name != "tictactoe":
+    return text
+  board = np.asarray(state.board)
+  lines = text.splitlines()
+  rows = [" ".join(NAMES[v - 1] if v else str(3 * r + c)
+                   for c, v in enumerate(board[3 * r:3 * r + 3]))
+          for r in range(3)]
+  return "\n".join(rows + lines[3:])
+
+
+def search_report(out, num_simulations: int, top: int = 5) -> str:
+  """Visit share and Q-value of the most visited moves of the first search
+  of a ``PolicyOutput`` batch (from the searching player's view)."""
+  summary = out.search_tree.summary()
+  share = np.asarray(summary.visit_probs[0])
+  q = np.asarray(summary.qvalues[0])
+  lines = [f"search: {num_simulations} simulations, value "
+           f"{float(summary.value[0]):+.3f}, chose {int(out.action[0])}",
+           "  move  visits      Q"]
+  for a in np.argsort(-share, kind="stable")[:top]:
+    if share[a] > 0:
+      lines.append(f"  {a:>4}  {100 * share[a]:>5.1f}%  {q[a]:+.3f}")
+  return "\n".join(lines)
+
+
+def _result_line(winner: int, human_seat: int) -> str:
+  if winner < 0:
+    return "Draw."
+  return "You win!" if winner == human_seat else "The agent wins."
+
+
+def play_interactive(player, human_seat: int, inp: TextIO, out: TextIO, *,
+                     show_search: bool = False, sample: bool = False,
+                     seed: int = 0) -> Optional[int]:
+  """One game between a person (reading ``inp``, writing ``out``) and
+  ``player``. ``human_seat``: 0 = the person moves first. Returns the
+  winner (-1 for a draw), or None if the person quit (q, end of input)."""
+  env = player.env
+  step = jax.jit(env.step)
+  state = env.init(jax.random.PRNGKey(seed))
+  key = jax.random.PRNGKey(seed)
+  last_search = None
+  out.write(f"{env.name}: you play {NAMES[human_seat]} "
+            f"({'first' if human_seat == 0 else 'second'}) against "
+            f"{player}.\n{HELP}\n")
+  while not bool(state.terminated):
+    out.write("\n" + show_board(env, state) + "\n")
+    if int(state.current_player) == human_seat:
+      legal = np.flatnonzero(np.asarray(state.legal_action_mask)).tolist()
+      out.write(f"legal moves: {' '.join(map(str, legal))}\n")
+      while True:
+        out.write("your move> ")
+        out.flush()
+        line = inp.readline()
+        if not line:
+          out.write("\nend of input: bye.\n")
+          return None
+        text = line.strip().lower()
+        if text in ("q", "quit", "exit"):
+          out.write("bye.\n")
+          return None
+        if text in ("h", "help"):
+          out.write(HELP + "\n")
+        elif text == "?":
+          out.write((last_search or "the agent has not moved yet") + "\n")
+        elif not text.lstrip("-").isdigit():
+          out.write(f"{line.strip()!r} is not a move: {HELP}\n")
+        elif int(text) not in legal:
+          out.write(f"{int(text)} is not a legal move here; legal moves: "
+                    f"{' '.join(map(str, legal))}\n")
+        else:
+          action = int(text)
+          break
+    else:
+      batch = jax.tree.map(lambda x: x[None], state)
+      key, search_key, sample_key = jax.random.split(key, 3)
+      search = player.search(batch, search_key, greedy=not sample)
+      action = int(player_lib.sample_action(
+          sample_key, search, batch.legal_action_mask)[0] if sample
+                   else search.action[0])
+      last_search = search_report(search, player.num_simulations)
+      out.write(f"the agent plays {action}\n")
+      if show_search:
+        out.write(last_search + "\n")
+    state = step(state, action)
+  # The last move's rewards (state.winner is not a field of every env).
+  rewards = np.asarray(state.rewards)
+  winner = int(np.argmax(rewards)) if rewards.max() > 0 else -1
+  out.write("\n" + show_board(env, state) + "\n"
+            + _result_line(winner, human_seat) + "\n")
+  return winner
+
+
+def score_report(a_name: str, b_name: str, result, games: int) -> str:
+  """The table of a :func:`agents.opponents.match` result and the score."""
+  lines = [f"{a_name} against {b_name}, {games} games per side:",
+           f"{'A plays':<10} {'win':>6} {'draw':>6} {'loss':>6}"]
+  points = 0.0
+  for side in ("first", "second"):
+    r = result[side]
+    lines.append(f"{side:<10} {r['win']:>6.3f} {r['draw']:>6.3f} "
+                 f"{r['loss']:>6.3f}")
+    points += games * (r["win"] + 0.5 * r["draw"])
+  lines.append(f"score: A {points:g} - {2 * games - points:g} B  "
+               f"(win 1, draw 1/2; A = {a_name}, B = {b_name})")
+  return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(
+      prog="python -m agents.play",
+      description="Play a trained agent in the terminal, or a match "
+      "between it and another player (--against).")
+  p.add_argument("run_dir", metavar="RUN_DIR",
+                 help="a training run directory (python -m agents.train)")
+  side = p.add_mutually_exclusive_group()
+  side.add_argument("--first", dest="human_seat", action="store_const",
+                    const=0, help="you move first (the default)")
+  side.add_argument("--second", dest="human_seat", action="store_const",
+                    const=1, help="the agent moves first")
+  p.add_argument("--show-search", action="store_true",
+                 help="print the agent's search statistics after each of "
+                 "its moves (otherwise type ?)")
+  p.add_argument("--sample", action="store_true",
+                 help="the agent samples its moves from its search policy "
+                 "(default: its greedy choice)")
+  p.add_argument("--simulations", type=int,
+                 help="search simulations per move (default: the run's)")
+  p.add_argument("--against", metavar="X",
+                 help="play a match against X: a run directory, "
+                 "mcts:<simulations> (OpenSpiel's MCTSBot), random or "
+                 "perfect (tic-tac-toe)")
+  p.add_argument("--games", type=int, default=100,
+                 help="games per side with --against (default 100)")
+  p.add_argument("--seed", type=int, default=0)
+  return p
+
+
+def main(argv=None, inp: TextIO = sys.stdin, out: TextIO = sys.stdout
+         ) -> int:
+  args = build_parser().parse_args(argv)
+  try:
+    if args.games < 1:
+      raise ValueError(f"--games must be a positive integer, got "
+                       f"{args.games}")
+    agent = player_lib.load(args.run_dir, num_simulations=args.simulations)
+    if agent.env.num_players != 2:
+      raise ValueError(f"{args.run_dir} plays {agent.env_name}, a "
+                       "one-player game; agents.play needs a two-player game")
+    if args.against:
+      other = opponents.make_player(args.against, agent.env)
+      result = opponents.match(agent.env, opponents.search_player(agent),
+                               other, args.games, args.seed)
+      out.write(score_report(args.run_dir, args.against, result,
+                             args.games) + "\n")
+      return 0
+    play_interactive(agent, args.human_seat or 0, inp, out,
+                     show_search=args.show_search, sample=args.sample,
+                     seed=args.seed)
+    return 0
+  except (player_lib.LoadError, ValueError, ImportError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  except KeyboardInterrupt:
+    out.write("\ninterrupted: bye.\n")
+    return 130
+
+
+if __name__ == "__main__":
+  sys.exit(main())
