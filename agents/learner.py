@@ -33,6 +33,7 @@ import numpy as np
 import optax
 
 from agents import replay
+from agents import stochastic
 from agents.config import Config
 from agents.networks import NetConfig, make_networks
 from agents.selfplay import Agent, ActorState, init_actor, make_selfplay
@@ -49,6 +50,8 @@ class TrainState(NamedTuple):
 
 
 def make_agent(config: Config, env) -> Agent:
+  if config.algo == "stochastic_muzero":
+    return stochastic.make_agent(config, env)
   net_config = NetConfig(
       num_actions=env.num_actions, width=config.width,
       latent_size=config.latent_size, repr_blocks=config.repr_blocks,
@@ -184,6 +187,8 @@ def compute_targets(config: Config, env, window: Dict[str, jax.Array]):
 
 def make_loss(config: Config, env, agent: Agent):
   K = unroll_steps(config)
+  if config.algo == "stochastic_muzero":
+    return stochastic.make_loss(config, K, agent)
   support = agent.support
   nets = agent.nets
 
@@ -228,9 +233,14 @@ def make_batch(config: Config, env, buffer: replay.ReplayBuffer, key):
       explored=data["explored"]))
   window.update(replay.window(buffer, start, env_idx, K + 1, dict(
       policy=data["policy"], action=data["action"])))
-  obs = replay.window(buffer, start, env_idx, 1, data["observation"])[:, 0]
-  return dict(observation=obs, actions=window["action"][:, :K],
-              targets=compute_targets(config, env, window))
+  # Stochastic MuZero's chance encoder also reads o_{t+1..t+K}.
+  num_obs = K + 1 if config.algo == "stochastic_muzero" else 1
+  obs = replay.window(buffer, start, env_idx, num_obs, data["observation"])
+  batch = dict(observation=obs[:, 0], actions=window["action"][:, :K],
+               targets=compute_targets(config, env, window))
+  if num_obs > 1:
+    batch["next_observations"] = obs[:, 1:]
+  return batch
 
 
 def make_train_step(config: Config, env, agent: Agent):
@@ -250,9 +260,6 @@ def make_train_step(config: Config, env, agent: Agent):
     params = optax.apply_updates(params, updates)
     return (params, opt_state, buffer), metrics
 
-  metric_names = ("loss", "policy_loss", "value_loss", "reward_loss",
-                  "grad_norm")
-
   def train_step(ts: TrainState):
     key, sp_key, learn_key = jax.random.split(ts.rng_key, 3)
     actor, traj, stats = selfplay(ts.params, ts.actor, sp_key)
@@ -268,8 +275,8 @@ def make_train_step(config: Config, env, agent: Agent):
 
     def skip(args):
       params, opt_state = args
-      return params, opt_state, {m: jnp.float32(jnp.nan)
-                                 for m in metric_names}
+      shapes = jax.eval_shape(learn, args)[2]
+      return params, opt_state, {m: jnp.float32(jnp.nan) for m in shapes}
 
     params, opt_state, metrics = jax.lax.cond(
         ready, learn, skip, (ts.params, ts.opt_state))

@@ -241,6 +241,10 @@ class Game2048:
     )
     return base.noop_if_terminated(state, new_state)
 
+  def largest_tile(self, state: Game2048State) -> jax.Array:
+    """int32 ``[...]``: the value of each state's largest tile."""
+    return largest_tile(state.board)
+
   def render(self, state: Game2048State) -> str:
     board = np.asarray(state.board)
     rows = [" ".join(f"{(2 ** int(e)) if e else '.':>5}" for e in row)
