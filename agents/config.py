@@ -118,8 +118,8 @@ GAME_DEFAULTS: Dict[str, Dict[str, Any]] = {
     # a shorter discount horizon than its 0.999 for short runs; values and
     # rewards on a [0, 8000] categorical support (transformed).
     "2048": dict(algo="stochastic_muzero", policy="muzero",
-                 num_simulations=32, num_envs=64, selfplay_steps=16,
-                 replay_capacity=128, batch_size=128, updates_per_iter=8,
+                 num_simulations=16, num_envs=32, selfplay_steps=16,
+                 replay_capacity=256, batch_size=128, updates_per_iter=16,
                  width=128, latent_size=64, unroll_steps=5, td_steps=10,
                  discount=0.99, value_min=0.0, value_max=8000.0,
                  value_bins=61, steps=2000, eval_every=100, eval_games=32,

@@ -144,24 +144,22 @@ class Evaluator:
 
   def __init__(self, agent: Agent, num_games: int):
     self.agent = agent
+    self.num_games = num_games
     env = agent.env
     if env.num_players == 1:
-      self.matches = [("solo", 0, 0)]
-    else:
-      opponents = ["random"] + (["perfect"] if env.name == "tictactoe"
-                                else [])
-      self.matches = [(f"vs_{opp}_{side}", player, OPPONENTS.index(opp))
-                      for opp in opponents
-                      for player, side in ((0, "first"), (1, "second"))]
-    self.num_games = num_games
-    if env.num_players == 1:
-      greedy = lambda params, key, states: agent.act(params, key, states,
-                                                     greedy=True).action
-      self.play_solo = jax.jit(lambda params, key: make_solo_games(
-          env, functools.partial(greedy, params), num_games)(key))
+      def play_solo(params, key):
+        act = lambda k, states: agent.act(params, k, states,
+                                          greedy=True).action
+        return make_solo_games(env, act, num_games)(key)
+      self.play_solo = jax.jit(play_solo)
       self.play_random = jax.jit(make_solo_games(env, random_action,
                                                  num_games))
       return
+    opponents = ["random"] + (["perfect"] if env.name == "tictactoe"
+                              else [])
+    self.matches = [(f"vs_{opp}_{side}", player, OPPONENTS.index(opp))
+                    for opp in opponents
+                    for player, side in ((0, "first"), (1, "second"))]
     seats = [p for _, p, _ in self.matches for _ in range(num_games)]
     opps = [o for _, _, o in self.matches for _ in range(num_games)]
     self.play = jax.jit(make_play_games(agent, seats, opps))

@@ -20,7 +20,9 @@ and rewards are categorical (two-hot targets, see
 gradient through the hidden state is halved at each dynamics step.
 
 AlphaZero loss: the same with K = 0 and no reward (policy + value at
-``obs_t``).
+``obs_t``). Stochastic MuZero (``algo="stochastic_muzero"``): its agent and
+loss live in :mod:`agents.stochastic`, on the same targets, with the
+observations ``o_{t+1..t+K}`` added to the batch for its chance encoder.
 """
 from __future__ import annotations
 

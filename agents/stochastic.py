@@ -215,14 +215,6 @@ def make_agent(config: Config, env) -> StochasticAgent:
                          support=support, config=config)
 
 
-def _cross_entropy(target_probs, logits):
-  return -jnp.sum(target_probs * jax.nn.log_softmax(logits), axis=-1)
-
-
-def _scale_gradient(x, scale):
-  return x * scale + jax.lax.stop_gradient(x) * (1.0 - scale)
-
-
 def make_loss(config: Config, num_unroll: int, agent: StochasticAgent):
   """``loss_fn(params, batch) -> (loss, metrics)`` (see the module
   docstring).
@@ -232,6 +224,8 @@ def make_loss(config: Config, num_unroll: int, agent: StochasticAgent):
   :func:`agents.learner.compute_targets` (``value``, ``reward`` ``[B, K+1]``,
   ``policy [B, K+1, A]``, ``alive [B, K+1]``).
   """
+  # pylint: disable-next=g-import-not-at-top (learner imports this module)
+  from agents.learner import _cross_entropy, _scale_gradient
   K = num_unroll
   nets, support = agent.nets, agent.support
   two_hot = support.scalar_to_two_hot
