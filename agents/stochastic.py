@@ -18,7 +18,7 @@ action, before the environment's randomness):
   straight-through gradient ``c^e + stop_gradient(c - c^e)`` (a VQ-VAE with
   the fixed codebook of the ``C`` one-hot vectors, as in the paper).
 
-Loss (paper, eq. 5), for a window starting at ``t``, ``k = 0..K``::
+Loss (as in the paper), for a window starting at ``t``, ``k = 0..K``::
 
   sum_k  l_p(pi_{t+k}, p^k) + w_v l_v(z_{t+k}, v^k)
   + sum_{k<K} [ l_r(u_{t+k+1}, r^{k+1}) + w_v l_Q(z_{t+k}, Q^k)
@@ -41,7 +41,7 @@ proportion to ``sigma``), the reward and discount on the chance edge.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
 import haiku as hk
 import jax
@@ -50,6 +50,7 @@ import jax.numpy as jnp
 import mcts
 from agents.config import Config
 from agents.networks import NetConfig, _torso, scale_latent
+from agents.selfplay import Agent
 from agents.value_transform import Support
 
 
@@ -147,28 +148,11 @@ def straight_through_code(code_logits):
   return soft + jax.lax.stop_gradient(hard - soft), hard, soft
 
 
-class StochasticAgent(NamedTuple):
-  """Acts with :func:`mcts.stochastic_muzero_policy` on the learned model;
-  the same interface as :class:`agents.selfplay.Agent`."""
-  env: Any
-  nets: StochasticNets
-  support: Support
-  config: Config
-
-  @property
-  def two_player(self) -> bool:
-    return self.env.num_players == 2
-
-  @property
-  def model_discount(self) -> float:
-    return -1.0 if self.two_player else self.config.discount
-
-  def root(self, params, states) -> mcts.RootFnOutput:
-    latent = self.nets.represent(params, states.observation)
-    logits, value_logits = self.nets.predict(params, latent)
-    return mcts.RootFnOutput(
-        prior_logits=logits,
-        value=self.support.logits_to_scalar(value_logits), embedding=latent)
+class StochasticAgent(Agent):
+  """:class:`agents.selfplay.Agent` (same fields, ``root`` and ``predict``)
+  acting with :func:`mcts.stochastic_muzero_policy` on the learned model;
+  ``nets`` are :class:`StochasticNets` (the inherited ``recurrent_fn``, of
+  a model without chance, does not apply)."""
 
   def decision_recurrent_fn(self, params, rng_key, action, latent):
     del rng_key

@@ -56,7 +56,7 @@ def test_straight_through_code():
 def test_default_config_and_agent():
   config = config_lib.make_config("2048")
   assert config.algo == "stochastic_muzero"
-  env, agent, params = _setup(tiny())
+  agent = learner.make_agent(tiny(), envs.make("2048"))
   assert isinstance(agent, stochastic.StochasticAgent)
   with pytest.raises(ValueError, match="num_chance_codes"):
     tiny(num_chance_codes=0)
@@ -68,11 +68,12 @@ def _random_batch(config, env, alive):
   """A batch of B = len(alive) windows from random 2048 play."""
   b, k = alive.shape[0], config.unroll_steps
   keys = jax.random.split(jax.random.PRNGKey(2), b)
-  states = jax.vmap(env.init)(keys)
+  step = jax.jit(jax.vmap(env.step))
+  states = jax.jit(jax.vmap(env.init))(keys)
   obs, actions = [states.observation], []
   for t in range(k):
     action = jnp.argmax(states.legal_action_mask, -1).astype(jnp.int32)
-    states = jax.vmap(env.step)(states, action)
+    states = step(states, action)
     obs.append(states.observation)
     actions.append(action)
   rng = np.random.default_rng(0)
@@ -94,32 +95,39 @@ def test_loss_by_hand():
   nets, two_hot = agent.nets, agent.support.scalar_to_two_hot
   batch = _random_batch(config, env, np.array([[True, True], [True, False],
                                                [True, True]]))
-  t = batch["targets"]
   ce = lambda p, logits: -jnp.sum(p * jax.nn.log_softmax(logits), -1)
-  s0 = nets.represent(params, batch["observation"])
-  p0, v0 = nets.predict(params, s0)
-  a0 = batch["actions"][:, 0]
-  after = nets.afterstate_dynamics(params, s0, a0)
-  sigma, q = nets.afterstate_predict(params, after)
-  code_logits = nets.encode(params, batch["observation"], a0,
-                            batch["next_observations"][:, 0])
-  hard = jax.nn.one_hot(jnp.argmax(code_logits, -1), config.num_chance_codes)
-  s1, r1 = nets.dynamics(params, after, hard)
-  p1, v1 = nets.predict(params, s1)
   alive = np.array([[1, 1], [1, 0], [1, 1]], np.float32)
-  want = dict(
-      policy_loss=np.mean(np.stack([ce(t["policy"][:, 0], p0),
-                                    ce(t["policy"][:, 1], p1) * alive[:, 1]],
-                                   1)),
-      value_loss=np.mean(np.stack([ce(two_hot(t["value"][:, 0]), v0),
-                                   ce(two_hot(t["value"][:, 1]), v1)], 1)),
-      q_loss=np.mean(ce(two_hot(t["value"][:, 0]), q)),
-      reward_loss=np.mean(ce(two_hot(t["reward"][:, 1]), r1)),
-      chance_loss=np.mean(ce(hard, sigma) * alive[:, 1]),
-      commitment_loss=np.mean(np.sum(
-          (hard - jax.nn.softmax(code_logits)) ** 2, -1) * alive[:, 1]))
-  loss, metrics = jax.jit(stochastic.make_loss(config, 1, agent))(params,
-                                                                   batch)
+
+  @jax.jit
+  def by_hand(params, batch):
+    t = batch["targets"]
+    s0 = nets.represent(params, batch["observation"])
+    p0, v0 = nets.predict(params, s0)
+    a0 = batch["actions"][:, 0]
+    after = nets.afterstate_dynamics(params, s0, a0)
+    sigma, q = nets.afterstate_predict(params, after)
+    code_logits = nets.encode(params, batch["observation"], a0,
+                              batch["next_observations"][:, 0])
+    hard = jax.nn.one_hot(jnp.argmax(code_logits, -1),
+                          config.num_chance_codes)
+    s1, r1 = nets.dynamics(params, after, hard)
+    p1, v1 = nets.predict(params, s1)
+    return dict(
+        policy_loss=jnp.mean(jnp.stack(
+            [ce(t["policy"][:, 0], p0),
+             ce(t["policy"][:, 1], p1) * alive[:, 1]], 1)),
+        value_loss=jnp.mean(jnp.stack([ce(two_hot(t["value"][:, 0]), v0),
+                                       ce(two_hot(t["value"][:, 1]), v1)],
+                                      1)),
+        q_loss=jnp.mean(ce(two_hot(t["value"][:, 0]), q)),
+        reward_loss=jnp.mean(ce(two_hot(t["reward"][:, 1]), r1)),
+        chance_loss=jnp.mean(ce(hard, sigma) * alive[:, 1]),
+        commitment_loss=jnp.mean(jnp.sum(
+            (hard - jax.nn.softmax(code_logits)) ** 2, -1) * alive[:, 1]))
+
+  want = by_hand(params, batch)
+  loss_fn = jax.jit(stochastic.make_loss(config, 1, agent))
+  loss, metrics = loss_fn(params, batch)
   for name, value in want.items():
     np.testing.assert_allclose(metrics[name], value, rtol=2e-5, err_msg=name)
   np.testing.assert_allclose(
@@ -129,7 +137,7 @@ def test_loss_by_hand():
   assert want["chance_loss"] > 0 and want["commitment_loss"] > 0
   # The chance terms of steps into another episode are masked.
   batch["targets"]["alive"] = jnp.array([[True, False]] * 3)
-  _, metrics = stochastic.make_loss(config, 1, agent)(params, batch)
+  _, metrics = loss_fn(params, batch)
   assert float(metrics["chance_loss"]) == 0.0
   assert float(metrics["commitment_loss"]) == 0.0
 
