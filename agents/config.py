@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, Optional
 
-ALGOS = ("muzero", "alphazero")
+ALGOS = ("muzero", "alphazero", "stochastic_muzero")
 POLICIES = ("gumbel", "muzero")
 
 
@@ -18,8 +18,11 @@ class Config:
   ``batch_size`` windows sampled from the buffer.
   """
   env: str = "tictactoe"
-  algo: str = "muzero"            # "muzero" (learned model) | "alphazero".
-  policy: str = "gumbel"          # "gumbel" | "muzero" (pUCT).
+  algo: str = "muzero"            # "muzero" (learned model) | "alphazero"
+                                  # | "stochastic_muzero" (learned model
+                                  # with chance outcomes: agents/stochastic).
+  policy: str = "gumbel"          # "gumbel" | "muzero" (pUCT); Stochastic
+                                  # MuZero always searches by pUCT.
   num_simulations: int = 16
   max_num_considered_actions: int = 16
   seed: int = 0
@@ -63,6 +66,10 @@ class Config:
   value_bins: int = 21
   value_min: float = -1.0
   value_max: float = 1.0
+  # Stochastic MuZero: the number of chance codes C, and the weight of the
+  # chance encoder's commitment loss.
+  num_chance_codes: int = 32
+  commitment_weight: float = 1.0
   # Evaluation.
   eval_every: int = 50            # Iterations between quick evaluations.
   eval_games: int = 64            # Per side, for the quick evaluations.
@@ -110,6 +117,17 @@ GAME_DEFAULTS: Dict[str, Dict[str, Any]] = {
                      updates_per_iter=8, width=256, latent_size=128,
                      repr_blocks=3, steps=1000, eval_every=100,
                      sample_plies=8, random_move_prob=0.03),
+    # 2048: single player, long games with large returns. Stochastic MuZero
+    # (learned afterstates and chance codes); td_steps = 10 as in the paper,
+    # a shorter discount horizon than its 0.999 for short runs; values and
+    # rewards on a [0, 8000] categorical support (transformed).
+    "2048": dict(algo="stochastic_muzero", policy="muzero",
+                 num_simulations=16, num_envs=32, selfplay_steps=16,
+                 replay_capacity=256, batch_size=128, updates_per_iter=16,
+                 width=128, latent_size=64, unroll_steps=5, td_steps=10,
+                 discount=0.99, value_min=0.0, value_max=8000.0,
+                 value_bins=61, steps=2000, eval_every=100, eval_games=32,
+                 final_eval_games=100),
     "pgx": dict(num_simulations=32, num_envs=64, selfplay_steps=16,
                 replay_capacity=64, td_steps=10, width=256, latent_size=128,
                 steps=1000),
@@ -140,7 +158,7 @@ def validate(config: Config) -> Config:
                "replay_capacity", "batch_size", "updates_per_iter", "width",
                "latent_size", "max_num_considered_actions", "steps",
                "eval_every", "eval_games", "final_eval_games",
-               "num_shards"):
+               "num_shards", "num_chance_codes"):
     positive(name)
   for name, flag in (("num_envs", "--envs"), ("batch_size", "--batch-size")):
     if getattr(config, name) % config.num_shards:

@@ -7,7 +7,10 @@ are played against an opponent (``"random"``: uniform over legal moves;
 only) with the agent as first (player 0) and as second player (player 1);
 each game's result is read from the agent's accumulated reward. Single-player
 games report the mean return and the success rate (for Catch: the catch
-rate, episodes ending with reward +1).
+rate, episodes ending with reward +1), next to the mean return of a
+uniformly random player on as many games (``random_return``); games whose env
+has ``largest_tile`` (2048) also report the share of games by largest tile
+(``tile_512`` for the agent, ``random_tile_512`` for the random player...).
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from typing import Dict
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from agents.selfplay import Agent
 
@@ -93,6 +97,39 @@ def make_play_games(agent: Agent, agent_player, opponent):
   return play
 
 
+def make_solo_games(env, act, num_games: int):
+  """``play(key) -> (returns [G], final states [G])``: ``G = num_games``
+  single-player games played at once, each move ``act(key, states) ->
+  actions [G]``."""
+  max_steps = _max_steps(env)
+
+  def play(key):
+    init_key, key = jax.random.split(key)
+    states = jax.vmap(env.init)(jax.random.split(init_key, num_games))
+
+    def cond(carry):
+      states, _, _, t = carry
+      return (~jnp.all(states.terminated)) & (t < max_steps)
+
+    def body(carry):
+      states, returns, key, t = carry
+      key, act_key = jax.random.split(key)
+      states = jax.vmap(env.step)(states, act(act_key, states))
+      return states, returns + states.rewards[:, 0], key, t + 1
+
+    states, returns, _, _ = jax.lax.while_loop(
+        cond, body, (states, jnp.zeros(num_games), key, jnp.int32(0)))
+    return returns, states
+
+  return play
+
+
+def _tile_shares(prefix, tiles) -> Dict[str, float]:
+  values, counts = np.unique(np.asarray(tiles), return_counts=True)
+  return {f"{prefix}tile_{int(v)}": float(c) / len(tiles)
+          for v, c in zip(values, counts)}
+
+
 def summarize(returns) -> Dict[str, float]:
   returns = jnp.asarray(returns)
   return dict(win=float(jnp.mean(returns > 0)),
@@ -107,33 +144,49 @@ class Evaluator:
 
   def __init__(self, agent: Agent, num_games: int):
     self.agent = agent
+    self.num_games = num_games
     env = agent.env
     if env.num_players == 1:
-      self.matches = [("solo", 0, 0)]
-    else:
-      opponents = ["random"] + (["perfect"] if env.name == "tictactoe"
-                                else [])
-      self.matches = [(f"vs_{opp}_{side}", player, OPPONENTS.index(opp))
-                      for opp in opponents
-                      for player, side in ((0, "first"), (1, "second"))]
-    self.num_games = num_games
+      def play_solo(params, key):
+        act = lambda k, states: agent.act(params, k, states,
+                                          greedy=True).action
+        return make_solo_games(env, act, num_games)(key)
+      self.play_solo = jax.jit(play_solo)
+      self.play_random = jax.jit(make_solo_games(env, random_action,
+                                                 num_games))
+      return
+    opponents = ["random"] + (["perfect"] if env.name == "tictactoe"
+                              else [])
+    self.matches = [(f"vs_{opp}_{side}", player, OPPONENTS.index(opp))
+                    for opp in opponents
+                    for player, side in ((0, "first"), (1, "second"))]
     seats = [p for _, p, _ in self.matches for _ in range(num_games)]
     opps = [o for _, _, o in self.matches for _ in range(num_games)]
     self.play = jax.jit(make_play_games(agent, seats, opps))
 
+  def _solo(self, params, key) -> Dict[str, float]:
+    env = self.agent.env
+    agent_key, random_key = jax.random.split(key)
+    returns, states = self.play_solo(params, agent_key)
+    random_returns, random_states = self.play_random(random_key)
+    out = dict(eval_return=float(jnp.mean(returns)),
+               random_return=float(jnp.mean(random_returns)))
+    out["catch_rate" if env.name == "catch" else "success_rate"] = float(
+        jnp.mean(returns > 0))
+    if hasattr(env, "largest_tile"):
+      out.update(_tile_shares("", env.largest_tile(states)))
+      out.update(_tile_shares("random_", env.largest_tile(random_states)))
+    return out
+
   def __call__(self, params, key) -> Dict[str, float]:
+    if self.agent.env.num_players == 1:
+      return self._solo(params, key)
     all_returns = self.play(params, key)
     out = {}
     for i, (name, _, _) in enumerate(self.matches):
       returns = all_returns[i * self.num_games:(i + 1) * self.num_games]
-      if name == "solo":
-        out["eval_return"] = float(jnp.mean(returns))
-        rate_name = ("catch_rate" if self.agent.env.name == "catch"
-                     else "success_rate")
-        out[rate_name] = float(jnp.mean(returns > 0))
-      else:
-        for k, v in summarize(returns).items():
-          out[f"{name}_{k}"] = v
+      for k, v in summarize(returns).items():
+        out[f"{name}_{k}"] = v
     return out
 
 
@@ -141,9 +194,16 @@ def format_report(results: Dict[str, float]) -> str:
   """A small text table of the rates in ``results``."""
   lines = []
   if "catch_rate" in results or "success_rate" in results:
-    for k in ("catch_rate", "success_rate", "eval_return"):
+    for k in ("catch_rate", "success_rate", "eval_return", "random_return"):
       if k in results:
         lines.append(f"{k}: {results[k]:.3f}")
+    tiles = sorted({int(k.rsplit("_", 1)[1]) for k in results
+                    if k.startswith(("tile_", "random_tile_"))})
+    if tiles:
+      lines.append("largest tile   " + " ".join(f"{t:>6}" for t in tiles))
+      for who, prefix in (("agent", ""), ("random", "random_")):
+        lines.append(f"{who:<14} " + " ".join(
+            f"{results.get(f'{prefix}tile_{t}', 0.0):>6.3f}" for t in tiles))
     return "\n".join(lines)
   lines.append(f"{'opponent':<10} {'agent plays':<12} {'win':>6} {'draw':>6} "
                f"{'loss':>6}")

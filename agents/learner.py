@@ -20,7 +20,9 @@ and rewards are categorical (two-hot targets, see
 gradient through the hidden state is halved at each dynamics step.
 
 AlphaZero loss: the same with K = 0 and no reward (policy + value at
-``obs_t``).
+``obs_t``). Stochastic MuZero (``algo="stochastic_muzero"``): its agent and
+loss live in :mod:`agents.stochastic`, on the same targets, with the
+observations ``o_{t+1..t+K}`` added to the batch for its chance encoder.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ import optax
 
 from agents import parallel
 from agents import replay
+from agents import stochastic
 from agents.config import Config
 from agents.networks import NetConfig, make_networks
 from agents.selfplay import Agent, ActorState, init_actor, make_selfplay
@@ -52,6 +55,8 @@ class TrainState(NamedTuple):
 
 
 def make_agent(config: Config, env) -> Agent:
+  if config.algo == "stochastic_muzero":
+    return stochastic.make_agent(config, env)
   net_config = NetConfig(
       num_actions=env.num_actions, width=config.width,
       latent_size=config.latent_size, repr_blocks=config.repr_blocks,
@@ -187,6 +192,8 @@ def compute_targets(config: Config, env, window: Dict[str, jax.Array]):
 
 def make_loss(config: Config, env, agent: Agent):
   K = unroll_steps(config)
+  if config.algo == "stochastic_muzero":
+    return stochastic.make_loss(config, K, agent)
   support = agent.support
   nets = agent.nets
 
@@ -231,9 +238,14 @@ def make_batch(config: Config, env, buffer: replay.ReplayBuffer, key):
       explored=data["explored"]))
   window.update(replay.window(buffer, start, env_idx, K + 1, dict(
       policy=data["policy"], action=data["action"])))
-  obs = replay.window(buffer, start, env_idx, 1, data["observation"])[:, 0]
-  return dict(observation=obs, actions=window["action"][:, :K],
-              targets=compute_targets(config, env, window))
+  # Stochastic MuZero's chance encoder also reads o_{t+1..t+K}.
+  num_obs = K + 1 if config.algo == "stochastic_muzero" else 1
+  obs = replay.window(buffer, start, env_idx, num_obs, data["observation"])
+  batch = dict(observation=obs[:, 0], actions=window["action"][:, :K],
+               targets=compute_targets(config, env, window))
+  if num_obs > 1:
+    batch["next_observations"] = obs[:, 1:]
+  return batch
 
 
 def _to_shards(tree, axis: int, shards: int):
@@ -316,9 +328,6 @@ def make_train_step(config: Config, env, agent: Agent, mesh=None):
     params = optax.apply_updates(params, updates)
     return (params, opt_state, buffer), metrics
 
-  metric_names = ("loss", "policy_loss", "value_loss", "reward_loss",
-                  "grad_norm")
-
   def train_step(ts: TrainState):
     key, sp_key, learn_key = jax.random.split(ts.rng_key, 3)
     with jax.named_scope("selfplay"):
@@ -339,6 +348,9 @@ def make_train_step(config: Config, env, agent: Agent, mesh=None):
           update, (params, opt_state, buffer),
           jax.random.split(learn_key, config.updates_per_iter))
       return params, opt_state, jax.tree.map(jnp.mean, metrics)
+
+    # The losses' names (each algorithm's loss has its own).
+    metric_names = tuple(jax.eval_shape(learn, (ts.params, ts.opt_state))[2])
 
     def skip(args):
       params, opt_state = args

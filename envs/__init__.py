@@ -1,6 +1,6 @@
 """Pure-JAX environments behind one small protocol (see :mod:`envs.base`).
 
-    env = envs.make("tictactoe")   # or "connect4", "catch", "pgx:go_9x9"
+    env = envs.make("tictactoe")  # or "connect4", "catch", "2048", "pgx:go_9x9"
     state = jax.vmap(env.init)(jax.random.split(key, 8))
     state = jax.vmap(env.step)(state, actions)
 """
@@ -10,12 +10,14 @@ from __future__ import annotations
 from envs.base import Env, State
 from envs.catch import Catch, CatchState
 from envs.connect4 import Connect4, Connect4State
+from envs.game2048 import Game2048, Game2048State
 from envs.tictactoe import TicTacToe, TicTacToeState
 
 _REGISTRY = {
     "tictactoe": TicTacToe,
     "connect4": Connect4,
     "catch": Catch,
+    "2048": Game2048,
 }
 PGX_PREFIX = "pgx:"
 VALID_NAMES = tuple(_REGISTRY) + (PGX_PREFIX + "<env_id>",)
@@ -25,7 +27,7 @@ def make(name: str, **kwargs) -> Env:
   """Builds an environment by name.
 
   Args:
-    name: "tictactoe", "connect4", "catch" or "pgx:<env_id>" (e.g.
+    name: "tictactoe", "connect4", "catch", "2048" or "pgx:<env_id>" (e.g.
       "pgx:go_9x9", needs ``pip install pgx``).
     **kwargs: constructor arguments (e.g. ``rows=``/``columns=`` for catch).
 
@@ -50,6 +52,7 @@ def make(name: str, **kwargs) -> Env:
 
 
 __all__ = [
-    "Catch", "CatchState", "Connect4", "Connect4State", "Env", "State",
+    "Catch", "CatchState", "Connect4", "Connect4State", "Env", "Game2048",
+    "Game2048State", "State",
     "TicTacToe", "TicTacToeState", "VALID_NAMES", "make",
 ]
