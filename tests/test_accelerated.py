@@ -87,7 +87,9 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case", [
+    c if c.endswith("depth") else pytest.param(c, marks=pytest.mark.slow)
+    for c in CASES])
 def test_kernel_builds_the_generic_trees(case):
   policy, batch, actions, discounts, kwargs = CASES[case]
   problem = problems.make_problem(1, num_actions=actions, batch_size=batch,
@@ -97,8 +99,9 @@ def test_kernel_builds_the_generic_trees(case):
   _assert_same_trees(generic, kernel)
 
 
-@pytest.mark.parametrize("case", ["muzero-zero_sum-invalid-depth",
-                                  "gumbel-zero_sum-invalid-depth"])
+@pytest.mark.parametrize("case", [
+    pytest.param("muzero-zero_sum-invalid-depth", marks=pytest.mark.slow),
+    "gumbel-zero_sum-invalid-depth"])
 def test_kernel_path_feeds_the_accelerator_backup(case):
   """With an accelerator's lowering forced on the CPU, the backup goes along
   the walk's recorded path (`search.backward_along_path`): the kernel's
@@ -151,7 +154,9 @@ def test_kernel_skips_root_invalid_actions_with_unmasked_priors():
   assert np.all(root_visits[problem.invalid_actions] == 0)
 
 
-@pytest.mark.parametrize("policy", ["muzero_policy", "gumbel_muzero_policy"])
+@pytest.mark.parametrize("policy", [
+    pytest.param("muzero_policy", marks=pytest.mark.slow),
+    "gumbel_muzero_policy"])
 def test_kernel_continues_kept_trees_as_the_generic_walk(policy):
   problem = problems.make_problem(2, num_actions=4, batch_size=3,
                                   discount_kind="zero_sum",
@@ -197,6 +202,7 @@ def test_library_rules_are_recognised_and_others_are_not():
       pass
 
 
+@pytest.mark.slow
 def test_stochastic_policy_keeps_the_generic_walk():
   from tests import test_stochastic  # pylint: disable=g-import-not-at-top
   params = test_stochastic.dice_params()

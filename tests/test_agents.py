@@ -160,7 +160,10 @@ SMOKE = {"tictactoe": dict(algo="muzero", policy="gumbel"),
          "connect4": dict(algo="alphazero", policy="gumbel")}
 
 
-@pytest.mark.parametrize("env_name", sorted(SMOKE))
+# tictactoe's MuZero with Gumbel also trains in test_end_to_end_run_files.
+@pytest.mark.parametrize("env_name", [
+    pytest.param(n, marks=pytest.mark.slow) if n == "tictactoe" else n
+    for n in sorted(SMOKE)])
 def test_training_smoke_loss_goes_down(env_name):
   config = tiny(env_name, **SMOKE[env_name])
   state, losses = _run_iterations(config, 5)

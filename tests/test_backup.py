@@ -77,7 +77,8 @@ def test_backup_along_path_equals_level_by_level(discount_kind):
 
 @pytest.mark.parametrize("policy,max_depth,kwargs", [
     ("muzero_policy", None, {}),
-    ("gumbel_muzero_policy", 3, dict(embedding_dtype=jnp.bfloat16))])
+    pytest.param("gumbel_muzero_policy", 3,
+                 dict(embedding_dtype=jnp.bfloat16), marks=pytest.mark.slow)])
 def test_accelerator_lowering_gives_the_same_tree(policy, max_depth, kwargs):
   problem = problems.make_problem(2, num_actions=5, batch_size=4,
                                   discount_kind="mixed", with_invalid=True)

@@ -47,7 +47,8 @@ def _checked(policy, field, root=None):
 
 @pytest.mark.parametrize("policy,field", [
     ("muzero_policy", "value"), ("gumbel_muzero_policy", "value"),
-    ("gumbel_muzero_policy", "reward"), ("muzero_policy", "prior_logits")])
+    pytest.param("gumbel_muzero_policy", "reward", marks=pytest.mark.slow),
+    pytest.param("muzero_policy", "prior_logits", marks=pytest.mark.slow)])
 def test_nan_at_simulation_k_is_reported_under_jit(policy, field):
   err, out = _checked(policy, field)({"k": jnp.int32(5)})
   with pytest.raises(checkify.JaxRuntimeError,
@@ -57,6 +58,7 @@ def test_nan_at_simulation_k_is_reported_under_jit(policy, field):
   assert out.action_weights.shape == (B, 1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", POLICIES)
 def test_no_error_when_finite_and_under_lax_map(policy):
   """Several problems, mapped over by `lax.map` (checkify does not compose
@@ -94,6 +96,7 @@ def test_minus_inf_prior_logits_are_allowed():
         err.get())
 
 
+@pytest.mark.slow
 def test_stochastic_policy():
   """A NaN chance value at simulation 3 (the depth-2 decision node)."""
   def decision_fn(params, rng_key, action, state):

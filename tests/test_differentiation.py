@@ -47,7 +47,8 @@ def _outputs(params, embedding, policy):
 
 
 @pytest.mark.parametrize("policy,platform", [
-    ("muzero_policy", None), ("gumbel_muzero_policy", None),
+    pytest.param("muzero_policy", None, marks=pytest.mark.slow),
+    ("gumbel_muzero_policy", None),
     pytest.param("gumbel_muzero_policy", "default", marks=pytest.mark.slow)])
 def test_grad_matches_finite_differences_and_jvp(policy, platform):
   # d/de of a random weighting of the outputs at params + e * direction.

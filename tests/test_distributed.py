@@ -189,6 +189,7 @@ def test_a_dead_peer_stops_the_other_within_the_timeout(tmp_path):
   print(f"process 0 exited {procs[0].returncode} after {waited:.1f} s")
 
 
+@pytest.mark.slow
 def test_a_peer_that_never_arrives_is_an_error(tmp_path):
   start = time.time()
   proc = subprocess.run(
@@ -280,6 +281,7 @@ def test_digest_sees_every_bit():
 
 
 # ----------------------------------------------------------------- poison
+@pytest.mark.slow
 def test_nan_loss_stops_with_the_last_good_checkpoint(tmp_path):
   """NaN rewards in the replay buffer make the loss NaN at iteration 1: the
   run stops with an error naming it, and the checkpoint on disk (iteration

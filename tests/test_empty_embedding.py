@@ -68,6 +68,7 @@ def test_bandit_search_matches_mctx(policy, embedding):
   assert ours.search_tree.embeddings == embedding
 
 
+@pytest.mark.slow
 def test_bfloat16_storage_changes_nothing_without_embeddings():
   params = _bandit_params()
   plain = _policy(params, module=mcts, policy="gumbel_muzero_policy")
@@ -126,6 +127,7 @@ def _stochastic_fns(module):
   return decision_fn, chance_fn
 
 
+@pytest.mark.slow
 def test_stochastic_policy_matches_mctx():
   """mctx 0.0.71's stochastic policy reads the batch size from the
   embedding: it gets a dummy one, ours none."""

@@ -221,6 +221,7 @@ def test_interactive_show_search_and_sampled_moves(run):
   assert "the agent plays" in text and "search: 4 simulations" in text
 
 
+@pytest.mark.slow
 def test_cli_match_and_errors(run, tmp_path, capsys):
   out = io.StringIO()
   assert play_lib.main([run[0], "--against", "random", "--games", "4"],
@@ -273,6 +274,7 @@ def test_cli_process_reads_stdin(run):
 
 
 # ------------------------------------------ MCTSBot in the final evaluation
+@pytest.mark.slow
 def test_final_evaluation_plays_mcts_bot(tmp_path, monkeypatch):
   pytest.importorskip("pyspiel")
   from agents import evaluate as evaluate_lib  # pylint: disable=g-import-not-at-top

@@ -88,6 +88,7 @@ def _random_batch(config, env, alive):
               actions=jnp.stack(actions, 1), targets=targets)
 
 
+@pytest.mark.slow
 def test_loss_by_hand():
   """K = 1: every term recomputed from the six networks, one by one."""
   config = tiny(unroll_steps=1)
@@ -160,6 +161,7 @@ def test_search_acts_legally_under_jit():
   assert summary.visit_counts.shape == (4, 4)
 
 
+@pytest.mark.slow
 def test_training_smoke_run_and_evaluation(tmp_path):
   """A tiny whole run: losses finite and going down, the run files, and the
   final evaluation against a random player with largest-tile shares."""
