@@ -160,7 +160,7 @@ SMOKE = {"tictactoe": dict(algo="muzero", policy="gumbel"),
          "connect4": dict(algo="alphazero", policy="gumbel")}
 
 
-# tictactoe's MuZero with Gumbel also trains in test_end_to_end_run_files.
+# tictactoe's MuZero with Gumbel also trains in test_resume_is_exact.
 @pytest.mark.parametrize("env_name", [
     pytest.param(n, marks=pytest.mark.slow) if n == "tictactoe" else n
     for n in sorted(SMOKE)])
