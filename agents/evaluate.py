@@ -63,36 +63,27 @@ def make_play_games(agent: Agent, agent_player, opponent):
     from envs import tictactoe_solver  # pylint: disable=g-import-not-at-top
     with jax.ensure_compile_time_eval():
       jax.block_until_ready(tictactoe_solver.jax_tables())
-  max_steps = _max_steps(env)
+
+  def act(params, key, states):
+    agent_key, opp_key = jax.random.split(key)
+    action = agent.act(params, agent_key, states, greedy=True).action
+    if env.num_players == 2:
+      opp_action = random_action(opp_key, states)
+      if use_perfect:
+        opp_action = jnp.where(opponent == 1,
+                               perfect_action(opp_key, states), opp_action)
+      action = jnp.where(states.current_player == agent_player, action,
+                         opp_action)
+    return action
+
+  def agent_reward(states):
+    return jnp.take_along_axis(
+        states.rewards, agent_player[:, None] % states.rewards.shape[1],
+        axis=1)[:, 0]
 
   def play(params, key):
-    init_key, key = jax.random.split(key)
-    states = jax.vmap(env.init)(jax.random.split(init_key, num_games))
-
-    def cond(carry):
-      states, _, _, t = carry
-      return (~jnp.all(states.terminated)) & (t < max_steps)
-
-    def body(carry):
-      states, returns, key, t = carry
-      key, agent_key, opp_key = jax.random.split(key, 3)
-      action = agent.act(params, agent_key, states, greedy=True).action
-      if env.num_players == 2:
-        opp_action = random_action(opp_key, states)
-        if use_perfect:
-          opp_action = jnp.where(opponent == 1,
-                                 perfect_action(opp_key, states), opp_action)
-        action = jnp.where(states.current_player == agent_player, action,
-                           opp_action)
-      states = jax.vmap(env.step)(states, action)
-      returns = returns + jnp.take_along_axis(
-          states.rewards, agent_player[:, None] % states.rewards.shape[1],
-          axis=1)[:, 0]
-      return states, returns, key, t + 1
-
-    _, returns, _, _ = jax.lax.while_loop(
-        cond, body, (states, jnp.zeros(num_games), key, jnp.int32(0)))
-    return returns
+    return _play_out(env, functools.partial(act, params), agent_reward,
+                     num_games)(key)[0]
 
   return play
 
@@ -101,6 +92,14 @@ def make_solo_games(env, act, num_games: int):
   """``play(key) -> (returns [G], final states [G])``: ``G = num_games``
   single-player games played at once, each move ``act(key, states) ->
   actions [G]``."""
+  return _play_out(env, act, lambda states: states.rewards[:, 0], num_games)
+
+
+def _play_out(env, act, reward, num_games: int):
+  """``play(key) -> (returns [G], final states [G])``: ``G = num_games``
+  games from ``env.init`` played at once until all end (or the env's step
+  limit), each move ``act(key, states) -> actions [G]``, each step adding
+  ``reward(states) -> [G]`` to the returns."""
   max_steps = _max_steps(env)
 
   def play(key):
@@ -115,7 +114,7 @@ def make_solo_games(env, act, num_games: int):
       states, returns, key, t = carry
       key, act_key = jax.random.split(key)
       states = jax.vmap(env.step)(states, act(act_key, states))
-      return states, returns + states.rewards[:, 0], key, t + 1
+      return states, returns + reward(states), key, t + 1
 
     states, returns, _, _ = jax.lax.while_loop(
         cond, body, (states, jnp.zeros(num_games), key, jnp.int32(0)))

@@ -49,6 +49,7 @@ from agents import parallel
 from agents import run_lock
 from agents import sharded_checkpoint as sharded_ckpt
 from agents import opponents
+from envs import openspiel_map
 from agents import player as player_lib
 
 PROGRAM = "batched-mcts agents.train"
@@ -313,9 +314,9 @@ def train(config: config_lib.Config, out_dir: str, *, resume: bool = False,
                  stopped_early=stopped_early, state=state)
   if final_eval and main_process:
     results = run_eval(state.params, 10**9, config.final_eval_games)
-    if mcts_simulations:
+    if mcts_simulations and openspiel_map.has_game(config.env):
       log(f"Final evaluation against OpenSpiel's MCTSBot({mcts_simulations})"
-          f" where it plays {config.env}")
+          f" at {config.env}")
       results.update(opponents.mcts_evaluation(
           player_lib.Player(config, summary["params"]),
           config.final_eval_games, mcts_simulations, seed=config.seed))
