@@ -2,6 +2,7 @@
 
     python -m benchmarks.scaling                 # all three measurements
     python -m benchmarks.scaling --iters 5 --json benchmarks/results/scaling.json
+    python -m benchmarks.scaling --preset demo --iters 10 --skip-devices
 
 1. *processes* (weak scaling): 1 process pinned to one core against 2
    processes, each pinned to its own core (``os.sched_setaffinity`` before
@@ -30,13 +31,22 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _config(envs, batch, shards):
+# Per-process sizes of the two presets: "tiny" (an 18 ms iteration on one
+# core, where the all-reduces dominate) and "demo" (tic-tac-toe's defaults,
+# the `make demo` run: 128 environments, 16 simulations, 8 updates of 256).
+PRESETS = {"tiny": dict(envs=32, batch=64), "demo": dict(envs=128, batch=256)}
+
+
+def _config(preset, envs, batch, shards):
   from agents import config as config_lib  # pylint: disable=g-import-not-at-top
+  sizes = dict(num_envs=envs, batch_size=batch, num_shards=shards,
+               steps=10**6)
+  if preset == "demo":
+    return config_lib.make_config("tictactoe", **sizes)
   return config_lib.make_config(
-      "tictactoe", num_envs=envs, batch_size=batch, num_shards=shards,
-      num_simulations=8, selfplay_steps=8, updates_per_iter=4, width=64,
-      latent_size=32, replay_capacity=64, td_steps=4, unroll_steps=3,
-      steps=10**6)
+      "tictactoe", num_simulations=8, selfplay_steps=8, updates_per_iter=4,
+      width=64, latent_size=32, replay_capacity=64, td_steps=4,
+      unroll_steps=3, **sizes)
 
 
 def worker(args) -> None:
@@ -48,7 +58,8 @@ def worker(args) -> None:
   import jax  # pylint: disable=g-import-not-at-top
   from agents import learner  # pylint: disable=g-import-not-at-top
   devices = args.devices or len(jax.devices())
-  config = _config(args.envs, args.batch, args.shards or devices)
+  config = _config(args.preset, args.envs, args.batch,
+                   args.shards or devices)
   mesh = parallel.make_mesh(devices)
   state = learner.sharded_init_state(config, mesh)
   step = learner.jitted_train_step(config, mesh)
@@ -96,9 +107,9 @@ def _result(procs):
   return rows[0]
 
 
-def measure_processes(envs, batch, iters):
+def measure_processes(preset, envs, batch, iters):
   cores = sorted(os.sched_getaffinity(0))
-  common = ["--iters", str(iters)]
+  common = ["--iters", str(iters), "--preset", preset]
   one = _result([_launch(common + ["--envs", str(envs), "--batch",
                                    str(batch)], cores={cores[0]})])
   with socket.socket() as s:
@@ -112,8 +123,9 @@ def measure_processes(envs, batch, iters):
   return one, two
 
 
-def measure_devices(envs, batch, iters, counts=(1, 2, 4, 8)):
-  return [_result([_launch(["--iters", str(iters), "--envs", str(envs),
+def measure_devices(preset, envs, batch, iters, counts=(1, 2, 4, 8)):
+  return [_result([_launch(["--iters", str(iters), "--preset", preset,
+                            "--envs", str(envs),
                             "--batch", str(batch), "--shards",
                             str(max(counts))], devices=d)])
           for d in counts]
@@ -123,10 +135,12 @@ def main(argv=None):
   p = argparse.ArgumentParser(prog="python -m benchmarks.scaling",
                               description=__doc__.splitlines()[0])
   p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-  p.add_argument("--envs", type=int, default=32,
+  p.add_argument("--preset", choices=sorted(PRESETS), default="tiny",
+                 help="model and search sizes (default tiny)")
+  p.add_argument("--envs", type=int,
                  help="environments per process (processes) or in all "
-                 "(devices)")
-  p.add_argument("--batch", type=int, default=64)
+                 "(devices); default: the preset's")
+  p.add_argument("--batch", type=int, help="default: the preset's")
   p.add_argument("--iters", type=int, default=5)
   p.add_argument("--devices", type=int)
   p.add_argument("--shards", type=int)
@@ -136,10 +150,13 @@ def main(argv=None):
   p.add_argument("--skip-devices", action="store_true")
   p.add_argument("--json", help="also write the results to this file")
   args = p.parse_args(argv)
+  args.envs = args.envs or PRESETS[args.preset]["envs"]
+  args.batch = args.batch or PRESETS[args.preset]["batch"]
   if args.worker:
     worker(args)
     return
-  one, two = measure_processes(args.envs, args.batch, args.iters)
+  one, two = measure_processes(args.preset, args.envs, args.batch,
+                               args.iters)
   ratio = two["env_steps_per_s"] / one["env_steps_per_s"]
   print("processes (weak scaling, one core each):")
   for r in (one, two):
@@ -148,11 +165,12 @@ def main(argv=None):
           f"{r['updates_per_s']:6.2f} updates/s  (compile {r['compile_s']} s)")
   print(f"  2 processes / 1 process: {ratio:.2f}x env steps/s "
         f"(target >= 1.7x: {'met' if ratio >= 1.7 else 'NOT met'})")
-  results = dict(processes=[one, two], process_ratio=round(ratio, 3),
+  results = dict(preset=args.preset, processes=[one, two],
+                 process_ratio=round(ratio, 3),
                  cores=len(os.sched_getaffinity(0)),
                  load_average=os.getloadavg())
   if not args.skip_devices:
-    rows = measure_devices(args.envs, args.batch, args.iters)
+    rows = measure_devices(args.preset, args.envs, args.batch, args.iters)
     print("forced devices in one process (informative; shared cores):")
     for r in rows:
       print(f"  {r['devices']} devices: {r['env_steps_per_s']:9.1f} env "
