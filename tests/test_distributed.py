@@ -384,3 +384,31 @@ def test_resume_on_another_device_count_continues_the_run(tmp_path):
   _finish(_worker(["train", "--out", one, "--params", one, "--devices", "1"]
                   + args, 4))
   _assert_close(_load(run + ".npz"), _load(one + ".npz"), 1e-5)
+
+
+@pytest.mark.slow
+def test_resume_on_a_device_count_that_does_not_divide_the_shards(tmp_path):
+  """4 shards, 2 iterations on 4 devices, then `agents.train --resume` on 3
+  devices: the run is re-cut into 3 shards (the environments and batch are
+  divisible by 3), says so, keeps every replay column and finishes."""
+  args = ["--config", json.dumps(dict(steps=2, num_shards=4, num_envs=12,
+                                      batch_size=24))]
+  run = tmp_path / "run"
+  _finish(_worker(["train", "--out", str(run), "--params", str(tmp_path / "a"),
+                   "--devices", "4"] + args, 4))
+  before = json.loads((run / train_lib.RUN_FILE).read_text())["config"]
+  proc = subprocess.Popen(
+      [sys.executable, "-m", "agents.train", "--resume", str(run),
+       "--devices", "3", "--steps", "4", "--eval-mcts-sims", "0",
+       "--no-progress"], cwd=ROOT, env=_env(4), stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT, text=True)
+  out = _finish(proc)
+  assert "do not divide over 3 devices: continuing with 3 shards" in out, out
+  after = json.loads((run / train_lib.RUN_FILE).read_text())["config"]
+  assert (before["num_shards"], after["num_shards"]) == (4, 3)
+  assert {k: v for k, v in after.items() if k not in ("num_shards", "steps")
+          } == {k: v for k, v in before.items()
+                if k not in ("num_shards", "steps")}
+  lines = (run / train_lib.METRICS_FILE).read_text().splitlines()
+  last = json.loads([l for l in lines if '"iteration"' in l][-1])
+  assert last["iteration"] == 4 and np.isfinite(last["loss"]), last
