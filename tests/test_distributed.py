@@ -134,15 +134,15 @@ def test_eight_devices_equal_one_and_hlo_collectives(tmp_path):
 
 
 # ----------------------------------------------------- several processes
-def _two_processes(tmp_path, config, timeout=60):
+def _two_processes(tmp_path, config, timeout=60, extra=(), name="run"):
   port = _free_port()
   procs = []
   for i in range(2):
     procs.append(_worker(
         ["train", "--config", json.dumps(config), "--out",
-         str(tmp_path / "run"), "--params", str(tmp_path / "p"),
+         str(tmp_path / name), "--params", str(tmp_path / f"{name}-p"),
          "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
-         "--process-id", str(i), "--timeout", str(timeout)],
+         "--process-id", str(i), "--timeout", str(timeout)] + list(extra),
         2))
   return procs
 
@@ -153,7 +153,7 @@ def test_two_processes_equal_one_process_with_four_devices(tmp_path):
   procs = _two_processes(tmp_path, config)
   for p in procs:
     _finish(p)
-  p0, p1 = _load(tmp_path / "p.0.npz"), _load(tmp_path / "p.1.npz")
+  p0, p1 = _load(tmp_path / "run-p.0.npz"), _load(tmp_path / "run-p.1.npz")
   _assert_close(p0, p1, 0.0)  # Identical in both processes.
   _finish(_worker(["train", "--config", json.dumps(config), "--out",
                    str(tmp_path / "one"), "--params", str(tmp_path / "q")],
@@ -187,6 +187,34 @@ def test_a_dead_peer_stops_the_other_within_the_timeout(tmp_path):
   assert waited < 3 * timeout
   assert "another task died" in out, out[-3000:]
   print(f"process 0 exited {procs[0].returncode} after {waited:.1f} s")
+
+
+@pytest.mark.slow
+def test_a_peer_killed_during_a_checkpoint_then_both_resume(tmp_path):
+  """Two processes checkpoint after every iteration; process 1 is killed
+  while the checkpoints are being written. Process 0 stops with an error;
+  both resumed, they end with the parameters of a run never killed."""
+  config = dict(num_envs=8, batch_size=16, num_shards=4, steps=8)
+  every = ["--checkpoint-every", "0"]
+  for p in _two_processes(tmp_path, config, extra=every, name="straight"):
+    _finish(p)
+  want = _load(tmp_path / "straight-p.0.npz")
+  procs = _two_processes(tmp_path, config, timeout=20, extra=every)
+  ck_dir = tmp_path / "run" / train_lib.CHECKPOINT_DIR
+  deadline = time.time() + 400
+  while not (ck_dir.exists() and any(ck_dir.iterdir())):
+    assert time.time() < deadline and procs[0].poll() is None
+    time.sleep(0.05)
+  time.sleep(random.Random(1).uniform(0.0, 1.0))
+  procs[1].send_signal(signal.SIGKILL)
+  out, _ = procs[0].communicate(timeout=60)
+  procs[1].wait()
+  assert procs[0].returncode != 0, "finished before the kill: " + out[-2000:]
+  print(f"killed with checkpoints {sorted(os.listdir(ck_dir))}")
+  for p in _two_processes(tmp_path, config, extra=every + ["--resume"]):
+    _finish(p)
+  for i in range(2):
+    _assert_close(want, _load(tmp_path / f"run-p.{i}.npz"), 0.0)
 
 
 @pytest.mark.slow
