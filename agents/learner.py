@@ -173,6 +173,15 @@ def _bootstrap(config: Config, env, window: Dict[str, jax.Array]):
   return episode, same, boot_i
 
 
+def can_bootstrap(config: Config, env) -> bool:
+  """Whether any value target can bootstrap from a search value (static).
+  Not when ``n`` >= the game's longest episode and no move is marked as
+  exploration: then step t+k+n is always in a later episode than t+k."""
+  longest = env.max_episode_steps
+  explores = config.random_move_prob > 0 or config.random_opening_plies > 0
+  return explores or longest is None or td_steps(config, env) < longest
+
+
 def bootstrap_index(config: Config, env,
                     window: Dict[str, jax.Array]) -> jax.Array:
   """``[B, K+1]``: the window offset ``k + boot_i`` at which the value
@@ -310,15 +319,20 @@ def _reanalysed_targets(config: Config, env, agent: Agent, params, key,
   windows ``[R, L, ...]`` at ``start [R]``, ``env_idx [R]``: policy = the
   search's ``action_weights`` at t+k, value bootstrapping from the
   search's root value at :func:`bootstrap_index`; one search call over the
-  ``2 R (K+1)`` positions."""
+  ``2 R (K+1)`` positions (``R (K+1)`` where nothing can bootstrap)."""
   K = unroll_steps(config)
-  offsets = reanalyse.search_offsets(bootstrap_index(config, env, window))
+  boots = can_bootstrap(config, env)
+  boot_idx = bootstrap_index(config, env, window)             # [R, K+1]
+  offsets = reanalyse.search_offsets(boot_idx, boots)
   data = buffer.data
   found = replay.gather(buffer, start, env_idx, offsets, dict(
       observation=data["observation"], legal=data["legal"]))
   policy, value = reanalyse.fresh_search(
       agent, params, key, found["observation"], found["legal"])
-  fresh = compute_targets(config, env, window, boot_value=value[:, K + 1:])
+  # Without bootstraps the targets never read boot_value: zeros stand in.
+  boot_value = (value[:, K + 1:] if boots
+                else jnp.zeros(boot_idx.shape, value.dtype))
+  fresh = compute_targets(config, env, window, boot_value=boot_value)
   fresh["policy"] = policy[:, :K + 1]
   return fresh
 

@@ -13,6 +13,11 @@ n = td steps), the learner (:func:`agents.learner.make_batch`) searches at
   stored search values in ``z_{t+k} = sum_{i<i_k} d^i r_{t+k+i} +
   d^{i_k} v_{t+k+i_k}``.
 
+When no value target can bootstrap (:func:`agents.learner.can_bootstrap`:
+``n`` >= the game's longest episode and no exploration moves, e.g. catch
+by default), the value targets are the episodes' outcomes and only the
+``K+1`` unroll positions are searched.
+
 The search is self-play's (``Agent.act``: same policy, simulations,
 considered actions and root noise) on the stored observation with the
 stored legal moves as the root's invalid-action mask. It needs only an
@@ -33,11 +38,15 @@ class StoredPosition(NamedTuple):
   legal_action_mask: Any
 
 
-def search_offsets(boot_idx: jax.Array) -> jax.Array:
-  """``[R, 2(K+1)]`` window offsets to search at: the unroll positions
-  ``0..K`` then the bootstrap positions ``boot_idx [R, K+1]``."""
+def search_offsets(boot_idx: jax.Array, bootstraps: bool = True) -> jax.Array:
+  """Window offsets to search at, ``[R, 2(K+1)]``: the unroll positions
+  ``0..K`` then the bootstrap positions ``boot_idx [R, K+1]``; or, when no
+  value target can bootstrap (``bootstraps`` False), ``[R, K+1]``: the
+  unroll positions alone."""
   rows, k1 = boot_idx.shape
   unroll = jnp.broadcast_to(jnp.arange(k1, dtype=boot_idx.dtype), (rows, k1))
+  if not bootstraps:
+    return unroll
   return jnp.concatenate([unroll, boot_idx], axis=1)
 
 

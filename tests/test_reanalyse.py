@@ -79,11 +79,14 @@ def _expected(config, env, agent, buffer, params, key, rows):
   boot_idx = np.asarray(learner.bootstrap_index(config, env, window))[:rows]
   data = jax.tree.map(np.asarray, buffer.data)
   start, env_idx = np.asarray(start)[:rows], np.asarray(env_idx)[:rows]
-  where = np.concatenate([np.tile(np.arange(K + 1), (rows, 1)), boot_idx], 1)
+  where = np.tile(np.arange(K + 1), (rows, 1))
+  boots = learner.can_bootstrap(config, env)
+  if boots:
+    where = np.concatenate([where, boot_idx], 1)
   cells = (start[:, None] + where) % buffer.capacity
   obs = data["observation"][cells, env_idx[:, None]]
   legal = data["legal"][cells, env_idx[:, None]]
-  m = 2 * (K + 1)
+  m = where.shape[1]
   out = jax.jit(agent.act)(params, reanalyse.search_key(key),
                            reanalyse.StoredPosition(
                                obs.reshape((rows * m,) + obs.shape[2:]),
@@ -105,17 +108,38 @@ def _expected(config, env, agent, buffer, params, key, rows):
           finished = True
           break
       if not finished:
+        assert boots, "a bootstrap that can_bootstrap ruled out"
         z += d ** (boot_idx[b, k] - k) * root_value[b, K + 1 + k]
       value[b, k] = z
       ended = bool(done[b, k])
   return policy, value, root_value, stored
 
 
-# 0.5 is slow only for its time (~12 s more on the loaded 2-core machine).
-@pytest.mark.parametrize("fraction", [
-    1.0, pytest.param(0.5, marks=pytest.mark.slow)])
-def test_reanalysed_targets_equal_a_direct_search(sharded_run, fraction):
+def test_can_bootstrap():
+  catch = envs.make("catch")
+  # n = catch's longest episode, no exploration: outcomes only.
+  assert not learner.can_bootstrap(config_lib.make_config("catch"), catch)
+  assert learner.can_bootstrap(
+      config_lib.make_config("catch", td_steps=3), catch)
+  # Tic-tac-toe's exploration moves cut the returns short.
+  assert learner.can_bootstrap(config_lib.make_config("tictactoe"),
+                               envs.make("tictactoe"))
+
+
+# Slow ones only for their time (12 s, 40 s more on the loaded 2-core
+# machine). Catch with n = its longest episode searches the unroll
+# positions only (can_bootstrap False).
+@pytest.mark.parametrize("env_name,fraction", [
+    ("tictactoe", 1.0),
+    pytest.param("tictactoe", 0.5, marks=pytest.mark.slow),
+    pytest.param("catch", 1.0, marks=pytest.mark.slow)])
+def test_reanalysed_targets_equal_a_direct_search(sharded_run, env_name,
+                                                  fraction):
   config, (state, _) = sharded_run
+  if env_name == "catch":
+    config = tiny("catch", policy="muzero", td_steps=None,
+                  reanalyse_fraction=1.0)
+    state, _ = _run(config, 2)
   config = dataclasses.replace(config, num_shards=1,
                                reanalyse_fraction=fraction)
   rows = config_lib.reanalyse_rows(config)
@@ -135,6 +159,9 @@ def test_reanalysed_targets_equal_a_direct_search(sharded_run, fraction):
   # Value targets bootstrap from the fresh root values.
   np.testing.assert_allclose(targets["value"][:rows], value, atol=1e-5)
   assert not np.allclose(root_value, 0.0)
+  if env_name == "catch":   # Outcomes: the value targets do not change.
+    assert root_value.shape[1] == learner.unroll_steps(config) + 1
+    np.testing.assert_array_equal(targets["value"], stored["value"])
   # The other rows keep the stored targets exactly; reward and alive are
   # never changed.
   for name in ("policy", "value"):
