@@ -23,6 +23,10 @@ AlphaZero loss: the same with K = 0 and no reward (policy + value at
 ``obs_t``). Stochastic MuZero (``algo="stochastic_muzero"``): its agent and
 loss live in :mod:`agents.stochastic`, on the same targets, with the
 observations ``o_{t+1..t+K}`` added to the batch for its chance encoder.
+
+MuZero Reanalyse (``config.reanalyse_fraction``, :mod:`agents.reanalyse`):
+a fraction of each batch gets its policy targets and bootstrap values from
+fresh searches with the current parameters (see :func:`make_batch`).
 """
 from __future__ import annotations
 
