@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Dict, Optional
 
 ALGOS = ("muzero", "alphazero", "stochastic_muzero")
@@ -53,6 +54,10 @@ class Config:
   weight_decay: float = 1e-4
   max_grad_norm: float = 1.0
   value_loss_weight: float = 0.5
+  # MuZero Reanalyse: this fraction of every batch gets fresh policy and
+  # value targets from new searches with the current parameters (see
+  # learner.make_batch and docs/agents.md); 0 = off. Only algo="muzero".
+  reanalyse_fraction: float = 0.0
   # Data parallelism: the environments, replay and batch are cut into this
   # many equal shards, each with its own random stream; a run on D devices
   # needs D to divide it, and gives the same results on any such D.
@@ -148,6 +153,13 @@ def make_config(env_name: str, **overrides) -> Config:
   return validate(Config.from_dict(values))
 
 
+def reanalyse_rows(config: Config) -> int:
+  """Reanalysed rows per shard's batch: ``reanalyse_fraction * batch_size /
+  num_shards`` rounded to the nearest integer (halves up); static."""
+  return int(math.floor(config.reanalyse_fraction * config.batch_size
+                        / config.num_shards + 0.5))
+
+
 def validate(config: Config) -> Config:
   """Raises ValueError with a clear message for bad values."""
   def positive(name):
@@ -180,6 +192,24 @@ def validate(config: Config) -> Config:
   if not 0.0 <= config.random_move_prob <= 1.0:
     raise ValueError("random_move_prob must be in [0, 1], got "
                      f"{config.random_move_prob}")
+  if (isinstance(config.reanalyse_fraction, bool)
+      or not isinstance(config.reanalyse_fraction, (int, float))
+      or not 0.0 <= config.reanalyse_fraction <= 1.0):
+    raise ValueError("reanalyse_fraction (--reanalyse) must be in [0, 1], "
+                     f"got {config.reanalyse_fraction!r}")
+  if config.reanalyse_fraction > 0:
+    if config.algo != "muzero":
+      raise ValueError(
+          f"reanalyse_fraction (--reanalyse) {config.reanalyse_fraction} "
+          f"needs algo='muzero', got {config.algo!r}: AlphaZero's search "
+          "needs true environment states, which replay does not keep, and "
+          "Stochastic MuZero reanalyse is not implemented")
+    if reanalyse_rows(config) == 0:
+      raise ValueError(
+          f"reanalyse_fraction (--reanalyse) {config.reanalyse_fraction} of "
+          f"batch_size {config.batch_size} over {config.num_shards} "
+          "shard(s) rounds to 0 reanalysed rows per shard: raise it or set "
+          "it to 0")
   if config.td_steps is not None and config.td_steps < 1:
     raise ValueError(f"td_steps must be >= 1, got {config.td_steps}")
   if config.value_bins < 2 or not config.value_max > config.value_min:

@@ -23,6 +23,10 @@ AlphaZero loss: the same with K = 0 and no reward (policy + value at
 ``obs_t``). Stochastic MuZero (``algo="stochastic_muzero"``): its agent and
 loss live in :mod:`agents.stochastic`, on the same targets, with the
 observations ``o_{t+1..t+K}`` added to the batch for its chance encoder.
+
+MuZero Reanalyse (``config.reanalyse_fraction``, :mod:`agents.reanalyse`):
+a fraction of each batch gets its policy targets and bootstrap values from
+fresh searches with the current parameters (see :func:`make_batch`).
 """
 from __future__ import annotations
 
@@ -37,11 +41,13 @@ import numpy as np
 import optax
 
 from agents import parallel
+from agents import reanalyse
 from agents import replay
 from agents import stochastic
-from agents.config import Config
+from agents.config import Config, reanalyse_rows
 from agents.networks import NetConfig, make_networks
-from agents.selfplay import Agent, ActorState, init_actor, make_selfplay
+from agents.selfplay import (Agent, ActorState, init_actor, make_selfplay,
+                             stores_legal)
 from agents.value_transform import Support
 
 
@@ -100,11 +106,14 @@ def make_optimizer(config: Config):
 
 def _example_step(env, agent: Agent):
   state = env.init(jax.random.PRNGKey(0))
-  return dict(
+  step = dict(
       observation=state.observation, action=jnp.int32(0),
       reward=jnp.float32(0), done=jnp.bool_(False),
       explored=jnp.bool_(False),
       policy=jnp.zeros(env.num_actions, jnp.float32), value=jnp.float32(0))
+  if stores_legal(agent.config):
+    step["legal"] = jnp.zeros(env.num_actions, jnp.bool_)
+  return step
 
 
 def init_train_state(config: Config, env, agent: Agent) -> TrainState:
@@ -142,16 +151,13 @@ def _cross_entropy(target_probs, logits):
   return -jnp.sum(target_probs * jax.nn.log_softmax(logits), axis=-1)
 
 
-def compute_targets(config: Config, env, window: Dict[str, jax.Array]):
-  """Targets for unroll steps k = 0..K of windows ``[B, L, ...]``.
-
-  Returns dict of ``value [B, K+1]``, ``reward [B, K+1]`` (entry 0 unused),
-  ``policy [B, K+1, A]``, ``alive [B, K+1]`` (state t+k is in the episode
-  of t) .
-  """
+def _bootstrap(config: Config, env, window: Dict[str, jax.Array]):
+  """Where the n-step returns of windows ``[B, L, ...]`` bootstrap:
+  ``episode [B, L]`` (episode index relative to step 0), ``same [B, K+1,
+  n+1]`` (step t+k+i is in the episode of t+k) and ``boot_i [B, K+1]``
+  (the return of t+k bootstraps at t+k+boot_i)."""
   K = unroll_steps(config)
   n = td_steps(config, env)
-  d = -1.0 if env.num_players == 2 else config.discount
   done = window["done"].astype(jnp.int32)                      # [B, L]
   # Episode index of each step relative to the first one.
   episode = jnp.concatenate(
@@ -168,6 +174,43 @@ def compute_targets(config: Config, env, window: Dict[str, jax.Array]):
   cut = explored[:, idx] & same & (i[None, None, :] > 0)       # [B, K+1, n+1]
   cut = cut.at[..., n].set(True)
   boot_i = jnp.argmax(cut, axis=-1)                            # [B, K+1]
+  return episode, same, boot_i
+
+
+def can_bootstrap(config: Config, env) -> bool:
+  """Whether any value target can bootstrap from a search value (static).
+  Not when ``n`` >= the game's longest episode and no move is marked as
+  exploration: then step t+k+n is always in a later episode than t+k."""
+  longest = env.max_episode_steps
+  explores = config.random_move_prob > 0 or config.random_opening_plies > 0
+  return explores or longest is None or td_steps(config, env) < longest
+
+
+def bootstrap_index(config: Config, env,
+                    window: Dict[str, jax.Array]) -> jax.Array:
+  """``[B, K+1]``: the window offset ``k + boot_i`` at which the value
+  target of unroll step k bootstraps (see :func:`compute_targets`)."""
+  K = unroll_steps(config)
+  return jnp.arange(K + 1)[None, :] + _bootstrap(config, env, window)[2]
+
+
+def compute_targets(config: Config, env, window: Dict[str, jax.Array],
+                    boot_value=None):
+  """Targets for unroll steps k = 0..K of windows ``[B, L, ...]``.
+
+  Returns dict of ``value [B, K+1]``, ``reward [B, K+1]`` (entry 0 unused),
+  ``policy [B, K+1, A]``, ``alive [B, K+1]`` (state t+k is in the episode
+  of t) . ``boot_value [B, K+1]``: the values to bootstrap from (default:
+  the stored search values at :func:`bootstrap_index`; reanalyse gives
+  fresh ones).
+  """
+  K = unroll_steps(config)
+  n = td_steps(config, env)
+  d = -1.0 if env.num_players == 2 else config.discount
+  k = jnp.arange(K + 1)
+  i = jnp.arange(n + 1)
+  idx = k[:, None] + i[None, :]                                # [K+1, n+1]
+  episode, same, boot_i = _bootstrap(config, env, window)
   before = i[None, None, :] < boot_i[..., None]
   powers = jnp.asarray(np.array([d ** j for j in range(n + 1)], np.float32))
   rewards = window["reward"][:, idx]                           # [B, K+1, n+1]
@@ -175,7 +218,8 @@ def compute_targets(config: Config, env, window: Dict[str, jax.Array]):
                         axis=-1)
   boot_idx = k[None, :] + boot_i                               # [B, K+1]
   boot_same = jnp.take_along_axis(same, boot_i[..., None], -1)[..., 0]
-  boot_value = jnp.take_along_axis(window["value"], boot_idx, axis=1)
+  if boot_value is None:
+    boot_value = jnp.take_along_axis(window["value"], boot_idx, axis=1)
   value = reward_part + powers[boot_i] * jnp.where(boot_same, boot_value, 0.0)
   alive = episode[:, :K + 1] == 0                              # [B, K+1]
   value = jnp.where(alive, value, 0.0)
@@ -228,7 +272,20 @@ def make_loss(config: Config, env, agent: Agent):
   return loss_fn
 
 
-def make_batch(config: Config, env, buffer: replay.ReplayBuffer, key):
+def make_batch(config: Config, env, buffer: replay.ReplayBuffer, key,
+               agent: Agent = None, params=None, rows: int = 0):
+  """A batch of ``config.batch_size`` windows sampled with ``key``:
+  ``observation [B, ...]``, ``actions [B, K]``, ``targets`` (see
+  :func:`compute_targets`), for Stochastic MuZero ``next_observations [B,
+  K, ...]``.
+
+  ``rows`` > 0 (MuZero Reanalyse, :mod:`agents.reanalyse`): the first
+  ``rows`` windows (a uniform sample, like all rows) get fresh policy and
+  value targets from one search of ``agent`` with ``params`` (key
+  ``reanalyse.search_key(key)``) at their unroll and bootstrap positions;
+  the other rows keep the stored targets. The batch then also holds
+  ``reanalyse``, the scalar :func:`reanalyse.target_changes`.
+  """
   length = window_length(config, env)
   K = unroll_steps(config)
   start, env_idx = replay.sample(buffer, key, config.batch_size, length)
@@ -241,11 +298,47 @@ def make_batch(config: Config, env, buffer: replay.ReplayBuffer, key):
   # Stochastic MuZero's chance encoder also reads o_{t+1..t+K}.
   num_obs = K + 1 if config.algo == "stochastic_muzero" else 1
   obs = replay.window(buffer, start, env_idx, num_obs, data["observation"])
+  targets = compute_targets(config, env, window)
   batch = dict(observation=obs[:, 0], actions=window["action"][:, :K],
-               targets=compute_targets(config, env, window))
+               targets=targets)
+  if rows > 0:
+    head = jax.tree.map(lambda x: x[:rows], window)
+    fresh = _reanalysed_targets(
+        config, env, agent, params, reanalyse.search_key(key), buffer,
+        start[:rows], env_idx[:rows], head)
+    changes = reanalyse.target_changes(
+        jax.tree.map(lambda x: x[:rows], targets), fresh)
+    batch["targets"] = jax.tree.map(
+        lambda f, t: jnp.concatenate([f.astype(t.dtype), t[rows:]], axis=0),
+        fresh, targets)
+    batch["reanalyse"] = changes
   if num_obs > 1:
     batch["next_observations"] = obs[:, 1:]
   return batch
+
+
+def _reanalysed_targets(config: Config, env, agent: Agent, params, key,
+                        buffer: replay.ReplayBuffer, start, env_idx, window):
+  """Fresh targets ``[R, K+1, ...]`` (as :func:`compute_targets`) for the
+  windows ``[R, L, ...]`` at ``start [R]``, ``env_idx [R]``: policy = the
+  search's ``action_weights`` at t+k, value bootstrapping from the
+  search's root value at :func:`bootstrap_index`; one search call over the
+  ``2 R (K+1)`` positions (``R (K+1)`` where nothing can bootstrap)."""
+  K = unroll_steps(config)
+  boots = can_bootstrap(config, env)
+  boot_idx = bootstrap_index(config, env, window)             # [R, K+1]
+  offsets = reanalyse.search_offsets(boot_idx, boots)
+  data = buffer.data
+  found = replay.gather(buffer, start, env_idx, offsets, dict(
+      observation=data["observation"], legal=data["legal"]))
+  policy, value = reanalyse.fresh_search(
+      agent, params, key, found["observation"], found["legal"])
+  # Without bootstraps the targets never read boot_value: zeros stand in.
+  boot_value = (value[:, K + 1:] if boots
+                else jnp.zeros(boot_idx.shape, value.dtype))
+  fresh = compute_targets(config, env, window, boot_value=boot_value)
+  fresh["policy"] = policy[:, :K + 1]
+  return fresh
 
 
 def _to_shards(tree, axis: int, shards: int):
@@ -289,6 +382,7 @@ def make_train_step(config: Config, env, agent: Agent, mesh=None):
   devices = 1 if mesh is None else mesh.size
   parallel.check_devices(config, devices)
   local = shards // devices
+  rows = reanalyse_rows(config)
   shard_config = dataclasses.replace(
       config, num_envs=config.num_envs // shards,
       batch_size=config.batch_size // shards)
@@ -310,17 +404,23 @@ def make_train_step(config: Config, env, agent: Agent, mesh=None):
     first = jax.lax.axis_index(parallel.AXIS) * local
     return jax.lax.dynamic_slice_in_dim(keys, first, local)
 
-  def sample_batch(buffer, key):
+  def sample_batch(buffer, key, params):
+    """This device's batch, and (reanalyse) the mean over its shards of
+    the target changes (else ``{}``)."""
     data = _to_shards(buffer.data, 1, local)          # [local, C, N/S, ...]
     batch = jax.vmap(lambda d, k: make_batch(
         shard_config, env, replay.ReplayBuffer(data=d, count=buffer.count),
-        k))(data, local_keys(key))
-    return _from_shards(batch, 0)                     # [local * B/S, ...]
+        k, agent, params, rows))(data, local_keys(key))
+    changes = jax.tree.map(jnp.mean, batch.pop("reanalyse", {}))
+    return _from_shards(batch, 0), changes            # [local * B/S, ...]
 
   def update(carry, key):
     params, opt_state, buffer = carry
-    batch = sample_batch(buffer, key)
+    batch, changes = sample_batch(buffer, key, params)
     grads, metrics = jax.grad(loss_fn, has_aux=True)(params, batch)
+    if rows:
+      metrics.update(changes, reanalyse_fraction=jnp.float32(
+          rows * shards / config.batch_size))
     with jax.named_scope("gradient_mean"):
       grads, metrics = mean_over_devices((grads, metrics))
     metrics["grad_norm"] = _global_norm(grads)

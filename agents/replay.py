@@ -104,3 +104,14 @@ def window(buffer: ReplayBuffer, start: jax.Array, env: jax.Array,
   rows = (start[:, None] + jnp.arange(length)[None, :]) % buffer.capacity
   data = buffer.data if fields is None else fields
   return jax.tree.map(lambda d: d[rows, env[:, None]], data)
+
+
+def gather(buffer: ReplayBuffer, start: jax.Array, env: jax.Array,
+           offsets: jax.Array, fields: Any = None):
+  """``[batch, M, ...]`` steps ``start + offsets`` of environment ``env``:
+  ``start [batch]``, ``env [batch]``, ``offsets [batch, M]`` (each within
+  the window sampled at ``start``), from ``buffer.data`` or ``fields`` as in
+  :func:`window`."""
+  rows = (start[:, None] + offsets) % buffer.capacity
+  data = buffer.data if fields is None else fields
+  return jax.tree.map(lambda d: d[rows, env[:, None]], data)

@@ -118,6 +118,13 @@ class ActorState(NamedTuple):
   episode_return: Any     # float32 [N]: running return of player 0.
 
 
+def stores_legal(config: Config) -> bool:
+  """Whether self-play stores each step's legal-action mask: only for
+  reanalyse (its searches need the root's invalid actions), so that a run
+  without it keeps the replay layout (and checkpoints) of before."""
+  return config.reanalyse_fraction > 0
+
+
 def init_actor(env, key, num_envs: int) -> ActorState:
   states = jax.vmap(env.init)(jax.random.split(key, num_envs))
   return ActorState(states, jnp.zeros(num_envs, jnp.float32))
@@ -130,7 +137,9 @@ def make_selfplay(agent: Agent, num_steps: int):
   ``reward`` (for the mover), ``done`` (episode ended by this step),
   ``explored`` (the action was a random exploration move),
   ``policy`` (search's action_weights) and ``value`` (search's root value),
-  all from the point of view of the player to move. stats, per environment
+  all from the point of view of the player to move; with reanalyse on
+  (:func:`stores_legal`) also ``legal`` (``[T, N, A]`` bool, the legal moves
+  of the observed position). stats, per environment
   (``[N]``, so that self-play on environments sharded over devices needs no
   cross-device sum): ``episodes`` finished and ``return_sum`` (player 0's
   returns summed over them).
@@ -167,6 +176,8 @@ def make_selfplay(agent: Agent, num_steps: int):
           reward=next_states.reward, done=done, explored=explored,
           policy=out.action_weights,
           value=out.search_tree.summary().value)
+      if stores_legal(c):
+        record["legal"] = states.legal_action_mask
       fresh = jax.vmap(env.init)(jax.random.split(reset_key, done.shape[0]))
       new_actor = ActorState(batch_select(done, fresh, next_states),
                              jnp.where(done, 0.0, ret))

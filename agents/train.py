@@ -376,7 +376,8 @@ _RUN_FLAGS = dict(env="env", algo="algo", policy="policy",
                   envs="num_envs", batch_size="batch_size",
                   lr="learning_rate", unroll_steps="unroll_steps",
                   td_steps="td_steps", eval_every="eval_every",
-                  eval_games="eval_games", shards="num_shards")
+                  eval_games="eval_games", shards="num_shards",
+                  reanalyse="reanalyse_fraction")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -404,6 +405,11 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--unroll-steps", type=int, help="K (MuZero)")
   p.add_argument("--td-steps", type=int,
                  help="n for value targets (default: to the episode end)")
+  p.add_argument("--reanalyse", type=float, metavar="F",
+                 help="MuZero Reanalyse: fraction F in [0, 1] of every "
+                 "batch gets fresh policy and value targets from new "
+                 "searches with the current parameters (muzero only; "
+                 "default 0: off; see docs/agents.md)")
   p.add_argument("--eval-every", type=int, help="iterations between quick "
                  "evaluations")
   p.add_argument("--eval-games", type=int, help="games per side in quick "
