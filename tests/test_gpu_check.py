@@ -5,9 +5,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow  # 33 s; the script's pieces are tested elsewhere.
 def test_gpu_check_quick_on_cpu(tmp_path):
   out = tmp_path / "check.json"
   run = subprocess.run(

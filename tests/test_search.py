@@ -156,8 +156,8 @@ def test_same_key_same_result_and_jit_matches_eager(policy):
 
 
 @pytest.mark.parametrize("policy,max_depth", [
-    ("muzero_policy", None), ("gumbel_muzero_policy", None),
-    ("muzero_policy", 3)])
+    pytest.param("muzero_policy", None, marks=pytest.mark.slow),
+    ("gumbel_muzero_policy", None), ("muzero_policy", 3)])
 def test_several_levels_per_loop_iteration_give_the_same_tree(
     policy, max_depth, monkeypatch):
   # Accelerators take several tree levels per while-loop iteration (see
@@ -417,7 +417,8 @@ def test_children_stats_one_pass_equals_separate_reductions(monkeypatch):
   assert np.isinf(one_pass.min_q[0]) and one_pass.visited_mass[0] == 0
 
 
-@pytest.mark.parametrize("num_actions", [16, 80])
+@pytest.mark.parametrize("num_actions", [
+    16, pytest.param(80, marks=pytest.mark.slow)])
 def test_completed_qvalues_match_a_direct_formula(num_actions):
   # Both paths of qtransform_completed_by_mix_value against eq. 33 and the
   # min-max rescale written out with numpy, on a searched tree.

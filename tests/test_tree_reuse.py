@@ -43,8 +43,8 @@ def _root_logits(logits):
   return np.log(np.maximum(probs, np.finfo(np.float32).tiny))
 
 
-@pytest.mark.parametrize("seed,first,more", [(0, 12, 10), (1, 20, 7),
-                                             (2, 5, 16)])
+@pytest.mark.parametrize("seed,first,more", [
+    (0, 12, 10), pytest.param(1, 20, 7, marks=pytest.mark.slow), (2, 5, 16)])
 def test_continued_search_matches_reference_sequence(seed, first, more):
   """N simulations, re-root on the most visited action, M more: the same
   tree as the reference builds by the same sequence."""
@@ -134,7 +134,9 @@ def _descends(tree, b, node, ancestor):
   return False
 
 
-@pytest.mark.parametrize("policy", ["muzero_policy", "gumbel_muzero_policy"])
+@pytest.mark.parametrize("policy", [
+    pytest.param("muzero_policy", marks=pytest.mark.slow),
+    "gumbel_muzero_policy"])
 def test_continued_search_adds_visits_and_respects_capacity(policy):
   problem = problems.make_problem(5, num_actions=4, batch_size=2,
                                   with_invalid=True)
