@@ -101,15 +101,13 @@ def window(buffer: ReplayBuffer, start: jax.Array, env: jax.Array,
            length: int, fields: Any = None):
   """``[batch, length, ...]`` windows of ``buffer.data`` (or of ``fields``,
   a sub-pytree of it with the same ``[C, N, ...]`` layout)."""
-  rows = (start[:, None] + jnp.arange(length)[None, :]) % buffer.capacity
-  data = buffer.data if fields is None else fields
-  return jax.tree.map(lambda d: d[rows, env[:, None]], data)
+  return gather(buffer, start, env, jnp.arange(length)[None, :], fields)
 
 
 def gather(buffer: ReplayBuffer, start: jax.Array, env: jax.Array,
            offsets: jax.Array, fields: Any = None):
   """``[batch, M, ...]`` steps ``start + offsets`` of environment ``env``:
-  ``start [batch]``, ``env [batch]``, ``offsets [batch, M]`` (each within
+  ``start [batch]``, ``env [batch]``, ``offsets [batch or 1, M]`` (each within
   the window sampled at ``start``), from ``buffer.data`` or ``fields`` as in
   :func:`window`."""
   rows = (start[:, None] + offsets) % buffer.capacity
