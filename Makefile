@@ -15,7 +15,7 @@ demo: $(STAMP)
 	$(BIN)/python -m agents.train
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
