@@ -3,6 +3,7 @@
     python -m benchmarks.scaling                 # all three measurements
     python -m benchmarks.scaling --iters 5 --json benchmarks/results/scaling.json
     python -m benchmarks.scaling --preset demo --iters 10 --skip-devices
+    python -m benchmarks.scaling --preset connect4 --iters 10 --skip-devices
 
 1. *processes* (weak scaling): 1 process pinned to one core against 2
    processes, each pinned to its own core (``os.sched_setaffinity`` before
@@ -31,10 +32,14 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-# Per-process sizes of the two presets: "tiny" (an 18 ms iteration on one
-# core, where the all-reduces dominate) and "demo" (tic-tac-toe's defaults,
-# the `make demo` run: 128 environments, 16 simulations, 8 updates of 256).
-PRESETS = {"tiny": dict(envs=32, batch=64), "demo": dict(envs=128, batch=256)}
+# Per-process sizes of the presets: "tiny" (an 18 ms iteration on one core,
+# where the all-reduces dominate), "demo" (tic-tac-toe's defaults, the
+# `make demo` run: 128 environments, 16 simulations, 8 updates of 256) and
+# "connect4" (Connect Four's defaults, the README's AlphaZero run: 128
+# environments, 32 simulations, 16 self-play steps, 8 updates of 256, width
+# 256).
+PRESETS = {"tiny": dict(envs=32, batch=64), "demo": dict(envs=128, batch=256),
+           "connect4": dict(envs=128, batch=256)}
 
 
 def _config(preset, envs, batch, shards):
@@ -43,6 +48,8 @@ def _config(preset, envs, batch, shards):
                steps=10**6)
   if preset == "demo":
     return config_lib.make_config("tictactoe", **sizes)
+  if preset == "connect4":
+    return config_lib.make_config("connect4", **sizes)
   return config_lib.make_config(
       "tictactoe", num_simulations=8, selfplay_steps=8, updates_per_iter=4,
       width=64, latent_size=32, replay_capacity=64, td_steps=4,
