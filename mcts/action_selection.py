@@ -37,7 +37,8 @@ class GumbelMuZeroExtraData:
 
 def masked_argmax(to_argmax: chex.Array, invalid_actions: Any) -> chex.Array:
   """argmax over the actions that are not invalid (`invalid_actions` may be
-  None), the first of tied maxima; int32."""
+  None), the first of tied maxima (the first NaN if the row has one, as
+  `jnp.argmax`); int32."""
   if invalid_actions is not None:
     to_argmax = jnp.where(invalid_actions, -jnp.inf, to_argmax)
   num_actions = to_argmax.shape[-1]
@@ -45,8 +46,10 @@ def masked_argmax(to_argmax: chex.Array, invalid_actions: Any) -> chex.Array:
     return jnp.argmax(to_argmax, axis=-1).astype(jnp.int32)
   best = reductions.row_max(to_argmax)[..., None]
   index = jnp.arange(num_actions, dtype=jnp.int32)
-  first = reductions.row_min(jnp.where(to_argmax == best, index, num_actions))
-  return jnp.minimum(first, num_actions - 1)  # NaN rows: the last action.
+  # A row with a NaN has a NaN maximum, equal to nothing: its first NaN
+  # wins, as in jnp.argmax.
+  at_best = (to_argmax == best) | jnp.isnan(to_argmax)
+  return reductions.row_min(jnp.where(at_best, index, num_actions))
 
 
 def muzero_action_selection(

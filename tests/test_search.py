@@ -361,13 +361,15 @@ def test_masked_argmax_is_the_first_valid_maximum(num_actions, num_trees):
   # Both implementations (one reduction for under 64 elements: one tree of
   # 16 actions; max + first index from 64 on), each row mapped over the
   # trees as `search` maps a selection rule: ties go to the lowest index,
-  # invalid actions never win, an all-invalid row gives action 0 as
-  # jnp.argmax does.
+  # invalid actions never win, an all-invalid row gives action 0 and a row
+  # with NaNs its first NaN, as jnp.argmax does.
   rng = np.random.default_rng(num_actions)
   scores = rng.integers(0, 4, (64, num_actions)).astype(np.float32)
   invalid = rng.random((64, num_actions)) < 0.5
   invalid[0] = True
   scores[1] = -np.inf
+  scores[2, [5, 9]] = scores[3, num_actions - 1] = np.nan
+  invalid[2, [5, 9]] = invalid[3, num_actions - 1] = False
   got = _per_tree(mcts.masked_argmax, num_trees, scores, invalid)
   masked = np.where(invalid, -np.inf, scores)
   np.testing.assert_array_equal(got, np.argmax(masked, axis=-1))
