@@ -23,7 +23,8 @@ class Config:
                                   # | "stochastic_muzero" (learned model
                                   # with chance outcomes: agents/stochastic).
   policy: str = "gumbel"          # "gumbel" | "muzero" (pUCT); Stochastic
-                                  # MuZero always searches by pUCT.
+                                  # MuZero searches by pUCT only ("muzero",
+                                  # its default; "gumbel" is an error).
   num_simulations: int = 16
   max_num_considered_actions: int = 16
   seed: int = 0
@@ -150,6 +151,9 @@ def make_config(env_name: str, **overrides) -> Config:
   values = defaults_for(env_name)
   values.update({k: v for k, v in overrides.items() if v is not None})
   values["env"] = env_name
+  if (values.get("algo") == "stochastic_muzero"
+      and overrides.get("policy") is None):
+    values["policy"] = "muzero"  # The only search it has (pUCT).
   return validate(Config.from_dict(values))
 
 
@@ -182,6 +186,11 @@ def validate(config: Config) -> Config:
     raise ValueError(f"algo must be one of {ALGOS}, got {config.algo!r}")
   if config.policy not in POLICIES:
     raise ValueError(f"policy must be one of {POLICIES}, got {config.policy!r}")
+  if config.algo == "stochastic_muzero" and config.policy != "muzero":
+    raise ValueError(
+        f"policy {config.policy!r} (--policy) is not available with "
+        "algo 'stochastic_muzero': Stochastic MuZero searches by pUCT "
+        "(mcts.stochastic_muzero_policy); use policy 'muzero'")
   if config.unroll_steps < 0:
     raise ValueError(f"unroll_steps must be >= 0, got {config.unroll_steps}")
   if config.sample_plies < 0:

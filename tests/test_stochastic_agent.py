@@ -62,6 +62,11 @@ def test_default_config_and_agent():
     tiny(num_chance_codes=0)
   with pytest.raises(ValueError, match="algo"):
     config_lib.make_config("2048", algo="stochastic")
+  # It searches by pUCT only: its default elsewhere too, Gumbel an error.
+  assert config_lib.make_config(
+      "catch", algo="stochastic_muzero").policy == "muzero"
+  with pytest.raises(ValueError, match="--policy.*stochastic_muzero"):
+    config_lib.make_config("2048", policy="gumbel")
 
 
 def _random_batch(config, env, alive):
