@@ -72,10 +72,12 @@ class Config:
   value_bins: int = 21
   value_min: float = -1.0
   value_max: float = 1.0
-  # Stochastic MuZero: the number of chance codes C, and the weight of the
-  # chance encoder's commitment loss.
+  # Stochastic MuZero: the number of chance codes C, the weight of the
+  # chance encoder's commitment loss, and of its code-usage term (the
+  # entropy deficit of the batch's mean code, agents/stochastic.py).
   num_chance_codes: int = 32
   commitment_weight: float = 1.0
+  code_usage_weight: float = 0.0
   # Evaluation.
   eval_every: int = 50            # Iterations between quick evaluations.
   eval_games: int = 64            # Per side, for the quick evaluations.
@@ -124,16 +126,17 @@ GAME_DEFAULTS: Dict[str, Dict[str, Any]] = {
                      repr_blocks=3, steps=1000, eval_every=100,
                      sample_plies=8, random_move_prob=0.03),
     # 2048: single player, long games with large returns. Stochastic MuZero
-    # (learned afterstates and chance codes); td_steps = 10 as in the paper,
-    # a shorter discount horizon than its 0.999 for short runs; values and
-    # rewards on a [0, 8000] categorical support (transformed).
+    # (learned afterstates and chance codes; the code-usage term keeps the
+    # chance encoder from collapsing to one code); td_steps = 10 as in the
+    # paper, a shorter discount horizon than its 0.999 for short runs;
+    # values and rewards on a [0, 8000] categorical support (transformed).
     "2048": dict(algo="stochastic_muzero", policy="muzero",
                  num_simulations=16, num_envs=32, selfplay_steps=16,
                  replay_capacity=256, batch_size=128, updates_per_iter=16,
                  width=128, latent_size=64, unroll_steps=5, td_steps=10,
                  discount=0.99, value_min=0.0, value_max=8000.0,
                  value_bins=61, steps=2000, eval_every=100, eval_games=32,
-                 final_eval_games=100),
+                 final_eval_games=100, code_usage_weight=0.5),
     "pgx": dict(num_simulations=32, num_envs=64, selfplay_steps=16,
                 replay_capacity=64, td_steps=10, width=256, latent_size=128,
                 steps=1000),
@@ -191,6 +194,10 @@ def validate(config: Config) -> Config:
         f"policy {config.policy!r} (--policy) is not available with "
         "algo 'stochastic_muzero': Stochastic MuZero searches by pUCT "
         "(mcts.stochastic_muzero_policy); use policy 'muzero'")
+  if not config.code_usage_weight >= 0:
+    raise ValueError("code_usage_weight (--code-usage-weight) must be >= 0, "
+                     "got "
+                     f"{config.code_usage_weight!r}")
   if config.unroll_steps < 0:
     raise ValueError(f"unroll_steps must be >= 0, got {config.unroll_steps}")
   if config.sample_plies < 0:

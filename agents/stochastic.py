@@ -24,6 +24,7 @@ Loss (as in the paper), for a window starting at ``t``, ``k = 0..K``::
   + sum_{k<K} [ l_r(u_{t+k+1}, r^{k+1}) + w_v l_Q(z_{t+k}, Q^k)
                 + l_sigma(c_{t+k+1}, sigma^k)
                 + beta ||c_{t+k+1} - c^e_{t+k+1}||^2 ]
+  + lambda (log C - H(mean_b c^e_b))
 
 ``z`` and ``u`` are the value and reward targets of :mod:`agents.learner`
 (categorical, two-hot); the afterstate value ``Q^k`` of the action played
@@ -33,6 +34,15 @@ the chance edge, so ``Q(s, a) = E[r + d v(s')]``); the chance prior
 gradient into the encoder), and the commitment term pulls the encoder's
 softmax ``c^e`` towards its own one-hot. Chance terms of a step whose next
 observation belongs to another episode are masked.
+
+The last term is not in the paper: with the paper's loss alone the encoder
+collapses to a single code early in training (the chance prior then predicts
+it with certainty, and the model is a deterministic one with an afterstate
+in the middle; docs/stochastic_muzero.md). ``lambda`` (``code_usage_weight``,
+default 0: off) weighs the entropy deficit of the encoder's mean soft code
+over the batch (masked rows left out), the codebook diversity loss of
+wav2vec 2.0 (Baevski et al. 2020): it asks that the batch as a whole use
+many codes, while the commitment term keeps each step's code sharp.
 
 Acting searches with :func:`mcts.stochastic_muzero_policy`: decision nodes
 are states (pUCT over ``p``), chance nodes afterstates (outcomes visited in
@@ -199,6 +209,17 @@ def make_agent(config: Config, env) -> StochasticAgent:
                          support=support, config=config)
 
 
+def code_entropy_deficit(soft, mask):
+  """``log C - H(p_bar)`` ``[]``, ``p_bar = sum_b m_b soft_b / sum_b m_b``
+  the mean code of the rows with ``mask [B]`` set, for soft codes
+  ``[B, C]``: 0 when the batch uses all ``C`` codes equally, ``log C`` when
+  it uses one."""
+  weights = mask / jnp.maximum(jnp.sum(mask), 1.0)
+  p_bar = jnp.sum(soft * weights[:, None], axis=0)
+  entropy = -jnp.sum(p_bar * jnp.log(jnp.maximum(p_bar, 1e-12)))
+  return jnp.log(float(soft.shape[-1])) - entropy
+
+
 def make_loss(config: Config, num_unroll: int, agent: StochasticAgent):
   """``loss_fn(params, batch) -> (loss, metrics)`` (see the module
   docstring).
@@ -221,7 +242,7 @@ def make_loss(config: Config, num_unroll: int, agent: StochasticAgent):
     latent = nets.represent(params, obs)
     terms = {name: [] for name in ("policy_loss", "value_loss",
                                    "reward_loss", "q_loss", "chance_loss",
-                                   "commitment_loss")}
+                                   "commitment_loss", "code_usage_loss")}
     for k in range(K + 1):
       logits, value_logits = nets.predict(params, latent)
       terms["policy_loss"].append(
@@ -243,6 +264,8 @@ def make_loss(config: Config, num_unroll: int, agent: StochasticAgent):
           _cross_entropy(hard, chance_logits) * same_episode)
       terms["commitment_loss"].append(
           jnp.sum(jnp.square(hard - soft), -1) * same_episode)
+      terms["code_usage_loss"].append(
+          code_entropy_deficit(soft, same_episode)[None])
       latent, reward_logits = nets.dynamics(params, afterstate, code)
       latent = _scale_gradient(latent, 0.5)
       terms["reward_loss"].append(
@@ -255,7 +278,8 @@ def make_loss(config: Config, num_unroll: int, agent: StochasticAgent):
             + config.value_loss_weight * (metrics["value_loss"]
                                           + metrics["q_loss"])
             + metrics["reward_loss"] + metrics["chance_loss"]
-            + config.commitment_weight * metrics["commitment_loss"])
+            + config.commitment_weight * metrics["commitment_loss"]
+            + config.code_usage_weight * metrics["code_usage_loss"])
     metrics["loss"] = loss
     return loss, metrics
 

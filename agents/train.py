@@ -377,7 +377,8 @@ _RUN_FLAGS = dict(env="env", algo="algo", policy="policy",
                   lr="learning_rate", unroll_steps="unroll_steps",
                   td_steps="td_steps", eval_every="eval_every",
                   eval_games="eval_games", shards="num_shards",
-                  reanalyse="reanalyse_fraction")
+                  reanalyse="reanalyse_fraction",
+                  code_usage_weight="code_usage_weight")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -410,6 +411,10 @@ def build_parser() -> argparse.ArgumentParser:
                  "batch gets fresh policy and value targets from new "
                  "searches with the current parameters (muzero only; "
                  "default 0: off; see docs/agents.md)")
+  p.add_argument("--code-usage-weight", type=float, metavar="W",
+                 help="Stochastic MuZero: weight of the term that asks the "
+                 "chance encoder to use many codes over a batch (default "
+                 "per game; see docs/stochastic_muzero.md)")
   p.add_argument("--eval-every", type=int, help="iterations between quick "
                  "evaluations")
   p.add_argument("--eval-games", type=int, help="games per side in quick "

@@ -53,6 +53,42 @@ def test_straight_through_code():
   np.testing.assert_allclose(g_code, g_soft, rtol=1e-5, atol=1e-7)
 
 
+def test_code_entropy_deficit():
+  c = 8
+  uniform = jnp.full((4, c), 1.0 / c)
+  one_code = jax.nn.one_hot(jnp.zeros(4, jnp.int32), c)
+  spread = jax.nn.one_hot(jnp.arange(4), c)  # four codes, each once
+  on = jnp.ones(4)
+  np.testing.assert_allclose(stochastic.code_entropy_deficit(uniform, on),
+                             0.0, atol=1e-6)
+  np.testing.assert_allclose(stochastic.code_entropy_deficit(one_code, on),
+                             np.log(c), rtol=1e-6)
+  np.testing.assert_allclose(stochastic.code_entropy_deficit(spread, on),
+                             np.log(c) - np.log(4), rtol=1e-6)
+  # Masked rows are left out of the mean code: two rows of code 0 and one
+  # of code 1 count as one of each.
+  rows = jax.nn.one_hot(jnp.array([0, 0, 1]), c)
+  np.testing.assert_allclose(
+      stochastic.code_entropy_deficit(rows, jnp.array([1.0, 0.0, 1.0])),
+      np.log(c) - np.log(2), rtol=1e-6)
+  # Its gradient spreads a collapsed batch: the logit of the code in use
+  # goes down.
+  logits = jnp.zeros((4, c)).at[:, 0].set(3.0)
+  g = jax.grad(lambda x: stochastic.code_entropy_deficit(
+      jax.nn.softmax(x), on))(logits)
+  assert (g[:, 0] > 0).all() and (g[:, 1:] < 0).all()
+
+
+def test_code_usage_flag(tmp_path, capsys):
+  parse = train_lib.build_parser().parse_args
+  c = train_lib.config_from_args(parse(["--env", "2048",
+                                        "--code-usage-weight", "0.5"]))
+  assert c.code_usage_weight == 0.5
+  assert train_lib.main(["--env", "2048", "--code-usage-weight", "-1",
+                         "--out", str(tmp_path / "a")]) == 2
+  assert "code_usage_weight (--code-usage-weight)" in capsys.readouterr().err
+
+
 def test_default_config_and_agent():
   config = config_lib.make_config("2048")
   assert config.algo == "stochastic_muzero"
@@ -60,6 +96,8 @@ def test_default_config_and_agent():
   assert isinstance(agent, stochastic.StochasticAgent)
   with pytest.raises(ValueError, match="num_chance_codes"):
     tiny(num_chance_codes=0)
+  with pytest.raises(ValueError, match="code_usage_weight"):
+    tiny(code_usage_weight=-0.1)
   with pytest.raises(ValueError, match="algo"):
     config_lib.make_config("2048", algo="stochastic")
   # It searches by pUCT only: its default elsewhere too, Gumbel an error.
@@ -96,7 +134,7 @@ def _random_batch(config, env, alive):
 @pytest.mark.slow
 def test_loss_by_hand():
   """K = 1: every term recomputed from the six networks, one by one."""
-  config = tiny(unroll_steps=1)
+  config = tiny(unroll_steps=1, code_usage_weight=0.3)
   env, agent, params = _setup(config)
   nets, two_hot = agent.nets, agent.support.scalar_to_two_hot
   batch = _random_batch(config, env, np.array([[True, True], [True, False],
@@ -129,7 +167,9 @@ def test_loss_by_hand():
         reward_loss=jnp.mean(ce(two_hot(t["reward"][:, 1]), r1)),
         chance_loss=jnp.mean(ce(hard, sigma) * alive[:, 1]),
         commitment_loss=jnp.mean(jnp.sum(
-            (hard - jax.nn.softmax(code_logits)) ** 2, -1) * alive[:, 1]))
+            (hard - jax.nn.softmax(code_logits)) ** 2, -1) * alive[:, 1]),
+        code_usage_loss=stochastic.code_entropy_deficit(
+            jax.nn.softmax(code_logits), alive[:, 1]))
 
   want = by_hand(params, batch)
   loss_fn = jax.jit(stochastic.make_loss(config, 1, agent))
@@ -139,8 +179,10 @@ def test_loss_by_hand():
   np.testing.assert_allclose(
       loss, want["policy_loss"] + want["reward_loss"] + want["chance_loss"]
       + config.value_loss_weight * (want["value_loss"] + want["q_loss"])
-      + config.commitment_weight * want["commitment_loss"], rtol=2e-5)
+      + config.commitment_weight * want["commitment_loss"]
+      + 0.3 * want["code_usage_loss"], rtol=2e-5)
   assert want["chance_loss"] > 0 and want["commitment_loss"] > 0
+  assert want["code_usage_loss"] > 0
   # The chance terms of steps into another episode are masked.
   batch["targets"]["alive"] = jnp.array([[True, False]] * 3)
   _, metrics = loss_fn(params, batch)
@@ -203,3 +245,44 @@ def test_2048_stochastic_muzero_beats_random(tmp_path):
                         quick_eval=False, plot=False, stop_at=742)
   ev = out["final_eval"]
   assert ev["eval_return"] >= 1.15 * ev["random_return"], ev
+
+
+def _codes_on_random_play(agent, params, env, games=64, plies=24):
+  """The encoder's codes ``[games * plies]`` for the transitions of random
+  legal play from ``games`` new boards."""
+  keys = jax.random.split(jax.random.PRNGKey(7), games)
+  states = jax.vmap(env.init)(keys)
+  step = jax.jit(jax.vmap(env.step))
+  encode = jax.jit(agent.nets.encode)
+  codes = []
+  for t in range(plies):
+    logits = jnp.where(states.legal_action_mask, 0.0, -jnp.inf)
+    action = jax.random.categorical(jax.random.PRNGKey(100 + t), logits)
+    action = action.astype(jnp.int32)
+    nxt = step(states, action)
+    codes.append(jnp.argmax(encode(params, states.observation, action,
+                                   nxt.observation), -1))
+    states = nxt
+  return np.asarray(jnp.concatenate(codes))
+
+
+@pytest.mark.slow
+def test_code_usage_term_keeps_the_chance_encoder_from_collapsing(tmp_path):
+  """With the paper's loss alone the encoder maps every 2048 transition to
+  one code early in training (docs/stochastic_muzero.md); with the 2048
+  defaults (code_usage_weight > 0) it uses several codes after 300
+  iterations, and the chance prior can no longer predict them with
+  certainty."""
+  config = config_lib.make_config("2048")
+  assert config.code_usage_weight > 0
+  env = envs.make("2048")
+  agent = learner.make_agent(config, env)
+  train_lib.prepare_new_run(str(tmp_path / "r"), config)
+  out = train_lib.train(config, str(tmp_path / "r"), progress=False,
+                        quick_eval=False, final_eval=False, plot=False,
+                        stop_at=300)
+  codes = _codes_on_random_play(agent, out["params"], env)
+  counts = np.bincount(codes, minlength=config.num_chance_codes)
+  assert (counts > 0).sum() >= 4, counts
+  assert counts.max() <= 0.8 * codes.size, counts
+  assert np.mean([r["chance_loss"] for r in out["metrics"][-20:]]) > 0.1
