@@ -157,6 +157,9 @@ def make_config(env_name: str, **overrides) -> Config:
   if (values.get("algo") == "stochastic_muzero"
       and overrides.get("policy") is None):
     values["policy"] = "muzero"  # The only search it has (pUCT).
+  if (values.get("algo", Config.algo) != "stochastic_muzero"
+      and overrides.get("code_usage_weight") is None):
+    values["code_usage_weight"] = 0.0  # A chance-encoder term only.
   return validate(Config.from_dict(values))
 
 
@@ -198,6 +201,10 @@ def validate(config: Config) -> Config:
     raise ValueError("code_usage_weight (--code-usage-weight) must be >= 0, "
                      "got "
                      f"{config.code_usage_weight!r}")
+  if config.code_usage_weight and config.algo != "stochastic_muzero":
+    raise ValueError("code_usage_weight (--code-usage-weight) needs algo "
+                     f"'stochastic_muzero' (a chance-encoder term), got algo "
+                     f"{config.algo!r}")
   if config.unroll_steps < 0:
     raise ValueError(f"unroll_steps must be >= 0, got {config.unroll_steps}")
   if config.sample_plies < 0:

@@ -87,6 +87,10 @@ def test_code_usage_flag(tmp_path, capsys):
   assert train_lib.main(["--env", "2048", "--code-usage-weight", "-1",
                          "--out", str(tmp_path / "a")]) == 2
   assert "code_usage_weight (--code-usage-weight)" in capsys.readouterr().err
+  # Plain MuZero on 2048 drops the 2048 default; asking for it is an error.
+  assert config_lib.make_config("2048", algo="muzero").code_usage_weight == 0
+  with pytest.raises(ValueError, match="--code-usage-weight.*stochastic"):
+    config_lib.make_config("2048", algo="muzero", code_usage_weight=0.5)
 
 
 def test_default_config_and_agent():
