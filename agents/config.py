@@ -199,8 +199,7 @@ def validate(config: Config) -> Config:
         "(mcts.stochastic_muzero_policy); use policy 'muzero'")
   if not config.code_usage_weight >= 0:
     raise ValueError("code_usage_weight (--code-usage-weight) must be >= 0, "
-                     "got "
-                     f"{config.code_usage_weight!r}")
+                     f"got {config.code_usage_weight!r}")
   if config.code_usage_weight and config.algo != "stochastic_muzero":
     raise ValueError("code_usage_weight (--code-usage-weight) needs algo "
                      f"'stochastic_muzero' (a chance-encoder term), got algo "

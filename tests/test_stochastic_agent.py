@@ -261,9 +261,7 @@ def _codes_on_random_play(agent, params, env, games=64, plies=24):
   encode = jax.jit(agent.nets.encode)
   codes = []
   for t in range(plies):
-    logits = jnp.where(states.legal_action_mask, 0.0, -jnp.inf)
-    action = jax.random.categorical(jax.random.PRNGKey(100 + t), logits)
-    action = action.astype(jnp.int32)
+    action = evaluate_lib.random_action(jax.random.PRNGKey(100 + t), states)
     nxt = step(states, action)
     codes.append(jnp.argmax(encode(params, states.observation, action,
                                    nxt.observation), -1))
