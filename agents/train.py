@@ -374,6 +374,8 @@ def plot_learning_curve(rows: List[Dict[str, Any]], path: str,
 _RUN_FLAGS = dict(env="env", algo="algo", policy="policy",
                   simulations="num_simulations", seed="seed",
                   envs="num_envs", batch_size="batch_size",
+                  updates_per_iter="updates_per_iter",
+                  replay_capacity="replay_capacity",
                   lr="learning_rate", unroll_steps="unroll_steps",
                   td_steps="td_steps", eval_every="eval_every",
                   eval_games="eval_games", shards="num_shards",
@@ -402,6 +404,11 @@ def build_parser() -> argparse.ArgumentParser:
                  "--envs games for some steps, then some updates)")
   p.add_argument("--envs", type=int, help="parallel self-play games")
   p.add_argument("--batch-size", type=int)
+  p.add_argument("--updates-per-iter", type=int,
+                 help="gradient steps per iteration (each on --batch-size "
+                 "windows)")
+  p.add_argument("--replay-capacity", type=int,
+                 help="time steps kept per self-play environment")
   p.add_argument("--lr", type=float, help="learning rate")
   p.add_argument("--unroll-steps", type=int, help="K (MuZero)")
   p.add_argument("--td-steps", type=int,

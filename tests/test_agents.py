@@ -330,11 +330,13 @@ def test_cli_arguments_make_the_config():
   args = train_lib.build_parser().parse_args([
       "--env", "catch", "--algo", "alphazero", "--policy", "muzero",
       "--simulations", "7", "--seed", "3", "--steps", "11", "--envs", "9",
-      "--batch-size", "5", "--lr", "0.01"])
+      "--batch-size", "5", "--lr", "0.01", "--updates-per-iter", "4",
+      "--replay-capacity", "40"])
   c = train_lib.config_from_args(args)
   assert (c.env, c.algo, c.policy, c.num_simulations, c.seed, c.steps,
-          c.num_envs, c.batch_size, c.learning_rate) == (
-              "catch", "alphazero", "muzero", 7, 3, 11, 9, 5, 0.01)
+          c.num_envs, c.batch_size, c.learning_rate, c.updates_per_iter,
+          c.replay_capacity) == (
+              "catch", "alphazero", "muzero", 7, 3, 11, 9, 5, 0.01, 4, 40)
   # No arguments: the demo, MuZero (learned model, Gumbel) on tic-tac-toe.
   c = train_lib.config_from_args(train_lib.build_parser().parse_args([]))
   assert (c.env, c.algo, c.policy) == ("tictactoe", "muzero", "gumbel")
