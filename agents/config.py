@@ -136,7 +136,7 @@ GAME_DEFAULTS: Dict[str, Dict[str, Any]] = {
     # chance encoder from collapsing to one code); td_steps = 10 as in the
     # paper, a shorter discount horizon than its 0.999 for short runs;
     # values and rewards on a [0, 8000] categorical support (transformed).
-    # 2800 iterations: about 29 minutes on one core of the 2-core machine.
+    # 2800 iterations: 27-29 minutes on one core of the 2-core machine.
     "2048": dict(algo="stochastic_muzero", policy="muzero",
                  num_simulations=16, num_envs=32, selfplay_steps=16,
                  replay_capacity=256, batch_size=128, updates_per_iter=16,
