@@ -1,13 +1,13 @@
-"""MuZero / AlphaZero agents trained with batched MCTS.
+"""MuZero / AlphaZero / Stochastic MuZero agents trained with batched MCTS,
+one folder per stage: :mod:`agents.algorithms` (networks, acting, losses),
+:mod:`agents.training` (the jitted iteration and its loop), :mod:`agents.runs`
+(a run on disk), :mod:`agents.evaluation` (evaluation, opponents, the
+trained :class:`Player`); :mod:`agents.train` and :mod:`agents.play` are the
+command lines.
 
 ``agents.load(run_dir)`` returns a trained agent as a
-:class:`agents.player.Player` (imported on first use, so that
-``import agents.config`` stays light).
+:class:`agents.evaluation.player.Player`.
 """
+from agents.evaluation.player import LoadError, Player, load
 
-
-def __getattr__(name):
-  if name in ("load", "Player", "LoadError"):
-    from agents import player  # pylint: disable=g-import-not-at-top
-    return getattr(player, name)
-  raise AttributeError(f"module 'agents' has no attribute {name!r}")
+__all__ = ["LoadError", "Player", "load"]

@@ -21,7 +21,8 @@ class Config:
   env: str = "tictactoe"
   algo: str = "muzero"            # "muzero" (learned model) | "alphazero"
                                   # | "stochastic_muzero" (learned model
-                                  # with chance outcomes: agents/stochastic).
+                                  # with chance outcomes:
+                                  # agents/algorithms/stochastic_muzero.py).
   policy: str = "gumbel"          # "gumbel" | "muzero" (pUCT); Stochastic
                                   # MuZero searches by pUCT only ("muzero",
                                   # its default; "gumbel" is an error).
@@ -37,7 +38,8 @@ class Config:
   # episode the action is sampled from the search's action_weights; then,
   # with probability `random_move_prob`, a uniformly random legal move is
   # played instead (value targets then bootstrap from the search value at
-  # that step rather than follow the random move: see learner.py).
+  # that step rather than follow the random move: see
+  # agents/training/targets.py).
   # The first `random_opening_plies` moves of every episode are uniformly
   # random legal moves (also marked as exploration), so that self-play sees
   # every opening, not just the ones its own policy prefers.
@@ -57,7 +59,7 @@ class Config:
   value_loss_weight: float = 0.5
   # MuZero Reanalyse: this fraction of every batch gets fresh policy and
   # value targets from new searches with the current parameters (see
-  # learner.make_batch and docs/agents.md); 0 = off. Only algo="muzero".
+  # agents/training/batch.py and docs/agents.md); 0 = off. Only algo="muzero".
   reanalyse_fraction: float = 0.0
   # Data parallelism: the environments, replay and batch are cut into this
   # many equal shards, each with its own random stream; a run on D devices
@@ -74,7 +76,8 @@ class Config:
   value_max: float = 1.0
   # Stochastic MuZero: the number of chance codes C, the weight of the
   # chance encoder's commitment loss, and of its code-usage term (the
-  # entropy deficit of the batch's mean code, agents/stochastic.py).
+  # entropy deficit of the batch's mean code,
+  # agents/algorithms/stochastic_muzero.py).
   num_chance_codes: int = 32
   commitment_weight: float = 1.0
   code_usage_weight: float = 0.0
@@ -168,6 +171,12 @@ def make_config(env_name: str, **overrides) -> Config:
       and overrides.get("code_usage_weight") is None):
     values["code_usage_weight"] = 0.0  # A chance-encoder term only.
   return validate(Config.from_dict(values))
+
+
+def unroll_steps(config: Config) -> int:
+  """K, the dynamics steps the loss unrolls: ``config.unroll_steps``, 0
+  for AlphaZero (no learned model)."""
+  return 0 if config.algo == "alphazero" else config.unroll_steps
 
 
 def reanalyse_rows(config: Config) -> int:

@@ -23,8 +23,9 @@ from typing import Optional, TextIO
 import jax
 import numpy as np
 
-from agents import opponents
-from agents import player as player_lib
+from agents.evaluation import player as player_lib
+from agents.evaluation.matches import match
+from agents.evaluation.opponents import make_opponent, search_opponent
 
 HELP = ("Type the number of a legal move, ? for the agent's search "
         "statistics of its last move, h for this help, q to quit.")
@@ -128,7 +129,8 @@ def play_interactive(player, human_seat: int, inp: TextIO, out: TextIO, *,
 
 
 def score_report(a_name: str, b_name: str, result, games: int) -> str:
-  """The table of a :func:`agents.opponents.match` result and the score."""
+  """The table of a :func:`agents.evaluation.matches.match` result and the
+  score."""
   lines = [f"{a_name} against {b_name}, {games} games per side:",
            f"{'A plays':<10} {'win':>6} {'draw':>6} {'loss':>6}"]
   points = 0.0
@@ -184,9 +186,9 @@ def main(argv=None, inp: TextIO = sys.stdin, out: TextIO = sys.stdout
       raise ValueError(f"{args.run_dir} plays {agent.env_name}, a "
                        "one-player game; agents.play needs a two-player game")
     if args.against:
-      other = opponents.make_player(args.against, agent.env)
-      result = opponents.match(agent.env, opponents.search_player(agent),
-                               other, args.games, args.seed)
+      other = make_opponent(args.against, agent.env)
+      result = match(agent.env, search_opponent(agent), other, args.games,
+                     args.seed)
       out.write(score_report(args.run_dir, args.against, result,
                              args.games) + "\n")
       return 0

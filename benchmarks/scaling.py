@@ -59,18 +59,23 @@ def _config(preset, envs, batch, shards):
 
 def worker(args) -> None:
   """One process of a measurement; process 0 prints a JSON line."""
-  from agents import parallel  # pylint: disable=g-import-not-at-top
+  from agents.runs import processes  # pylint: disable=g-import-not-at-top
   if args.num_processes > 1:
-    parallel.initialize(args.coordinator, args.num_processes,
-                        args.process_id, 120)
+    processes.initialize(args.coordinator, args.num_processes,
+                         args.process_id, 120)
   import jax  # pylint: disable=g-import-not-at-top
-  from agents import learner  # pylint: disable=g-import-not-at-top
+  import envs  # pylint: disable=g-import-not-at-top
+  from agents import algorithms  # pylint: disable=g-import-not-at-top
+  from agents.training import parallel  # pylint: disable=g-import-not-at-top
+  from agents.training import state as state_lib  # pylint: disable=g-import-not-at-top
+  from agents.training import step as step_lib  # pylint: disable=g-import-not-at-top
   devices = args.devices or len(jax.devices())
   config = _config(args.preset, args.envs, args.batch,
                    args.shards or devices)
+  agent = algorithms.make_agent(config, envs.make(config.env))
   mesh = parallel.make_mesh(devices)
-  state = learner.sharded_init_state(config, mesh)
-  step = learner.jitted_train_step(config, mesh)
+  state = state_lib.sharded_init_state(agent, mesh)
+  step = step_lib.jitted_train_step(agent, mesh)
   start = time.perf_counter()
   state, _ = step(state)
   jax.block_until_ready(state)
@@ -80,7 +85,7 @@ def worker(args) -> None:
     state, metrics = step(state)
   jax.block_until_ready((state, metrics))
   seconds = time.perf_counter() - start
-  if parallel.is_main_process():
+  if processes.is_main_process():
     print(json.dumps(dict(
         processes=jax.process_count(), devices=devices,
         envs=config.num_envs, batch_size=config.batch_size,

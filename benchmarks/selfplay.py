@@ -21,9 +21,10 @@ import time
 import jax
 
 import envs
+from agents import algorithms
 from agents import config as config_lib
-from agents import learner
-from agents import selfplay as selfplay_lib
+from agents.training import selfplay as selfplay_lib
+from agents.training.state import init_train_state
 from benchmarks import common
 
 DEFAULT_RUNS = (("tictactoe", "muzero"), ("catch", "muzero"),
@@ -36,8 +37,8 @@ def bench_one(env_name, algo, policy, num_envs, num_simulations, num_steps,
       env_name, algo=algo, policy=policy, num_envs=num_envs,
       num_simulations=num_simulations, selfplay_steps=num_steps)
   env = envs.make(env_name)
-  agent = learner.make_agent(config, env)
-  state = learner.init_train_state(config, env, agent)
+  agent = algorithms.make_agent(config, env)
+  state = init_train_state(agent)
   fn = selfplay_lib.make_selfplay(agent, num_steps)
   key = jax.random.PRNGKey(0)
   compiled, compile_s = common.compile_timed(fn, state.params, state.actor,

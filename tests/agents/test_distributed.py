@@ -1,9 +1,9 @@
-"""Data-parallel training (agents/parallel.py), sharded checkpoints
-(agents/sharded_checkpoint.py), the poison guard and the run lock.
+"""Data-parallel training (agents/training/parallel.py,
+agents/runs/processes.py) and the poison guard.
 
 Runs on several devices use forced CPU devices (XLA_FLAGS=
 --xla_force_host_platform_device_count=N) in a subprocess
-(tests/dist_worker.py), since the flag must be set before JAX starts;
+(tests/agents/dist_worker.py), since the flag must be set before JAX starts;
 several processes talk through jax.distributed on 127.0.0.1 (gloo).
 """
 import json
@@ -22,15 +22,14 @@ import pytest
 
 pytest.importorskip("orbax.checkpoint")
 
-from agents import checkpoint as ckpt  # pylint: disable=g-import-not-at-top
-from agents import learner
-from agents import parallel
-from agents import run_lock
-from agents import sharded_checkpoint as sharded_ckpt
+import envs  # pylint: disable=g-import-not-at-top
+from agents import algorithms
 from agents import train as train_lib
-from tests import dist_worker
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from agents.runs import checkpoints
+from agents.training import parallel
+from agents.training import state as state_lib
+from agents.training import step as step_lib
+from tests.agents.helpers import ROOT, files, tiny_config
 
 
 def _env(devices):
@@ -45,7 +44,7 @@ def _env(devices):
 
 def _worker(args, devices, **kw):
   return subprocess.Popen(
-      [sys.executable, "-m", "tests.dist_worker"] + args, cwd=ROOT,
+      [sys.executable, "-m", "tests.agents.dist_worker"] + args, cwd=ROOT,
       env=_env(devices), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
       text=True, **kw)
 
@@ -74,7 +73,7 @@ def _free_port():
 
 
 def _tiny(**kw):
-  return dist_worker.tiny_config(kw)
+  return tiny_config(kw)
 
 
 # ------------------------------------------------------- sizes and devices
@@ -103,12 +102,13 @@ def test_shards_on_one_device_match_the_unsharded_step():
   """One shard on a mesh of one device is the plain program; S shards give
   other (still finite, learning) results."""
   config = _tiny(steps=2)
+  agent = algorithms.make_agent(config, envs.make(config.env))
   mesh = parallel.make_mesh(1)
-  a = learner.sharded_init_state(config, mesh)
+  a = state_lib.sharded_init_state(agent, mesh)
   b = a
   for _ in range(2):
-    a, _ = learner.jitted_train_step(config, mesh)(a)
-    b, _ = learner.jitted_train_step(config)(b)
+    a, _ = step_lib.jitted_train_step(agent, mesh)(a)
+    b, _ = step_lib.jitted_train_step(agent)(b)
   assert all(np.array_equal(x, y) for x, y in zip(
       jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
 
@@ -234,80 +234,6 @@ def test_a_peer_that_never_arrives_is_an_error(tmp_path):
   assert not (tmp_path / "r").exists()
 
 
-# ------------------------------------------------------------ checkpoints
-def _state():
-  return dict(w=jnp.arange(4096, dtype=jnp.float32) / 7,
-              b=jnp.ones((3, 5), bool), k=jax.random.PRNGKey(3),
-              i=jnp.int32(7))
-
-
-def _target(state):
-  rep = parallel.replicated(parallel.make_mesh(1))
-  return sharded_ckpt.abstract_target(
-      jax.eval_shape(lambda: state), jax.tree.map(lambda _: rep, state))
-
-
-def _files(directory):
-  out = {}
-  for root, _, names in os.walk(directory):
-    for n in names:
-      p = os.path.join(root, n)
-      out[os.path.relpath(p, directory)] = open(p, "rb").read()
-  return out
-
-
-def test_sharded_checkpoint_roundtrip_and_refusals(tmp_path):
-  state = _state()
-  d = str(tmp_path / "ck")
-  sharded_ckpt.save(d, state, dict(iteration=1))
-  loaded, meta = sharded_ckpt.restore(d, _target(state))
-  assert meta == dict(iteration=1)
-  for x, y in zip(jax.tree_util.tree_leaves(loaded),
-                  jax.tree_util.tree_leaves(state)):
-    np.testing.assert_array_equal(x, y)
-  # A write cut by a crash (orbax's temporary step directory) is ignored.
-  junk = tmp_path / "ck" / "2.orbax-checkpoint-tmp-123"
-  junk.mkdir()
-  (junk / "garbage").write_bytes(b"half written")
-  assert sharded_ckpt.latest_step(d) == 1
-  sharded_ckpt.restore(d, _target(state))
-  # A mismatched template.
-  with pytest.raises(ckpt.CheckpointError, match=r"does not match.*\['w'\]"):
-    sharded_ckpt.restore(d, _target(dict(state, w=jnp.zeros(10))))
-
-
-@pytest.mark.parametrize("damage", ["flip", "truncate"])
-def test_damaged_sharded_checkpoint_is_refused(tmp_path, damage):
-  state = _state()
-  d = str(tmp_path / "ck")
-  sharded_ckpt.save(d, state, dict(iteration=1))
-  before = _files(d)
-  # The largest file holds the data of `w`.
-  name = max(before, key=lambda n: len(before[n]))
-  data = bytearray(before[name])
-  if damage == "flip":
-    data[len(data) // 2] ^= 0x10
-  else:
-    data = data[:len(data) // 2]
-  open(os.path.join(d, name), "wb").write(bytes(data))
-  damaged = _files(d)
-  with pytest.raises(ckpt.CheckpointError, match="corrupted"):
-    sharded_ckpt.restore(d, _target(state))
-  assert _files(d) == damaged  # Nothing written.
-
-
-def test_digest_sees_every_bit():
-  x = np.arange(1000, dtype=np.float32)
-  base = sharded_ckpt.digest([jnp.asarray(x)])
-  for i, bit in ((0, 0), (999, 31), (500, 7)):
-    y = x.copy().view(np.uint32)
-    y[i] ^= np.uint32(1 << bit)
-    assert sharded_ckpt.digest([jnp.asarray(y.view(np.float32))]) != base
-  x = jnp.asarray(x)
-  # Swapping two elements changes it too (position weights).
-  assert sharded_ckpt.digest([x.at[0].set(1.0).at[1].set(0.0)]) != base
-
-
 # ----------------------------------------------------------------- poison
 @pytest.mark.slow
 def test_nan_loss_stops_with_the_last_good_checkpoint(tmp_path):
@@ -317,56 +243,30 @@ def test_nan_loss_stops_with_the_last_good_checkpoint(tmp_path):
   config = _tiny()
   out = str(tmp_path / "run")
   train_lib.prepare_new_run(out, config)
+  agent = algorithms.make_agent(config, envs.make(config.env))
   mesh = parallel.make_mesh(1)
-  state = learner.sharded_init_state(config, mesh)
+  state = state_lib.sharded_init_state(agent, mesh)
   data = dict(state.buffer.data)
   data["reward"] = jnp.full_like(data["reward"], jnp.nan)
   state = state._replace(buffer=state.buffer.replace(
       data=data, count=jnp.int32(config.replay_capacity)))
   ck_dir = os.path.join(out, train_lib.CHECKPOINT_DIR)
-  sharded_ckpt.save(ck_dir, state, dict(iteration=0, elapsed_s=0.0))
-  good = _files(ck_dir)
+  checkpoints.save(ck_dir, state, dict(iteration=0, elapsed_s=0.0))
+  good = files(ck_dir)
   with pytest.raises(train_lib.TrainingDiverged,
                      match="iteration 1: non-finite loss"):
     train_lib.train(config, out, resume=True, progress=False,
                     final_eval=False, quick_eval=False, plot=False,
                     log=lambda *_: None)
-  assert _files(ck_dir) == good
-  restored, meta = sharded_ckpt.restore(ck_dir, sharded_ckpt.abstract_target(
-      jax.eval_shape(lambda: state), learner.state_shardings(config, mesh)))
+  assert files(ck_dir) == good
+  restored, meta = checkpoints.restore(ck_dir, checkpoints.abstract_target(
+      jax.eval_shape(lambda: state), state_lib.state_shardings(agent, mesh)))
   assert meta["iteration"] == 0
   assert all(bool(jnp.all(jnp.isfinite(x)))
              for x in jax.tree_util.tree_leaves(restored.params))
 
 
 # ------------------------------------------------------------------- lock
-def test_second_trainer_is_refused_and_a_killed_run_frees_the_lock(
-    tmp_path, capsys):
-  out = tmp_path / "run"
-  train_lib.prepare_new_run(str(out), _tiny())
-  before = _files(str(out))
-  with run_lock.RunLock(str(out)):  # A live run.
-    code = train_lib.main(["--resume", str(out), "--steps", "9"])
-    err = capsys.readouterr().err
-    assert code == 2 and "in use by a live training run" in err
-    assert f"pid {os.getpid()}" in err
-    with pytest.raises(run_lock.RunLockedError):
-      run_lock.RunLock(str(out))
-  assert {k: v for k, v in _files(str(out)).items()
-          if k != run_lock.LOCK_FILE} == before
-  # A run killed with SIGKILL while holding the lock leaves it free.
-  holder = subprocess.Popen(
-      [sys.executable, "-c", "import sys, time; from agents import run_lock;"
-       f" l = run_lock.RunLock({str(out)!r}); print('held', flush=True); "
-       "time.sleep(60)"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-  assert holder.stdout.readline().strip() == "held"
-  with pytest.raises(run_lock.RunLockedError, match=f"pid {holder.pid}"):
-    run_lock.RunLock(str(out))
-  holder.send_signal(signal.SIGKILL)
-  holder.wait()
-  run_lock.RunLock(str(out)).release()
-
-
 # ---------------------------------------------------------- kill -9, resume
 @pytest.mark.slow
 def test_kill_at_random_moments_then_resume_gives_the_same_params(tmp_path):

@@ -25,11 +25,13 @@ import jax.numpy as jnp
 
 import envs
 import mcts
-from agents import checkpoint as ckpt
+from agents import algorithms
 from agents import config as config_lib
-from agents import learner
-from agents import parallel
-from agents import sharded_checkpoint as sharded_ckpt
+from agents.runs import checkpoints
+from agents.runs.processes import fetch
+from agents.runs.run_dir import CHECKPOINT_DIR, RunError, load_run_config
+from agents.training.parallel import make_mesh
+from agents.training.state import sharded_init_state, state_shardings
 
 
 class LoadError(Exception):
@@ -37,28 +39,27 @@ class LoadError(Exception):
   is missing or corrupted."""
 
 
-def load_params(run_dir: str, config: config_lib.Config) -> Tuple[Any, Dict]:
-  """``(params, checkpoint metadata)`` of the run in ``run_dir``.
+def load_params(run_dir: str, agent) -> Tuple[Any, Dict]:
+  """``(params, checkpoint metadata)`` of ``agent``'s run in ``run_dir``.
 
   The one function that reads a run's checkpoint (raises
-  :class:`agents.checkpoint.CheckpointError`): its latest orbax checkpoint,
-  restored on as many local devices as divide the run's shards.
+  :class:`agents.runs.checkpoints.CheckpointError`): its latest orbax
+  checkpoint, restored on as many local devices as divide the run's shards.
   """
-  from agents import train  # pylint: disable=g-import-not-at-top
-  mesh = parallel.make_mesh(math.gcd(len(jax.devices()), config.num_shards))
-  target = sharded_ckpt.abstract_target(
-      jax.eval_shape(lambda: learner.sharded_init_state(config, mesh)),
-      learner.state_shardings(config, mesh))
-  state, meta = sharded_ckpt.restore(
-      os.path.join(run_dir, train.CHECKPOINT_DIR), target)
-  return parallel.fetch(state.params), meta
+  mesh = make_mesh(math.gcd(len(jax.devices()), agent.config.num_shards))
+  target = checkpoints.abstract_target(
+      jax.eval_shape(lambda: sharded_init_state(agent, mesh)),
+      state_shardings(agent, mesh))
+  state, meta = checkpoints.restore(os.path.join(run_dir, CHECKPOINT_DIR),
+                                    target)
+  return fetch(state.params), meta
 
 
 @functools.lru_cache(maxsize=32)
-def _jitted_search(config: config_lib.Config, greedy: bool) -> Callable:
-  """``search(params, key, states)``, jitted once per config (so that every
-  Player of a run shares its compilations)."""
-  agent = learner.make_agent(config, envs.make(config.env))
+def _jitted_search(agent, greedy: bool) -> Callable:
+  """``search(params, key, states)``, jitted once per agent (equal agents:
+  one config and env; so that every Player of a run shares its
+  compilations)."""
   return jax.jit(lambda params, key, states: agent.act(params, key, states,
                                                        greedy=greedy))
 
@@ -67,16 +68,18 @@ class Player:
   """A trained agent that acts on batches of environment states.
 
   Attributes: ``env`` (the environment object), ``env_name``, ``algo``
-  ("muzero" or "alphazero"), ``policy`` ("gumbel" or "muzero"),
-  ``num_simulations``, ``config`` (the run's :class:`agents.config.Config`),
-  ``params``, ``iteration`` (training iterations behind the params, if
-  known) and ``run_dir`` (if loaded from one).
+  ("muzero", "alphazero" or "stochastic_muzero"), ``policy`` ("gumbel" or
+  "muzero"), ``num_simulations``, ``config`` (the run's
+  :class:`agents.config.Config`), ``params``, ``iteration`` (training
+  iterations behind the params, if known), ``run_dir`` (if loaded from one)
+  and ``agent`` (its :mod:`agents.algorithms` agent; built from ``config``
+  unless an agent of that config is given).
   """
 
   def __init__(self, config: config_lib.Config, params: Any, *,
                num_simulations: Optional[int] = None,
                iteration: Optional[int] = None,
-               run_dir: Optional[str] = None):
+               run_dir: Optional[str] = None, agent=None):
     if num_simulations is not None:
       if (isinstance(num_simulations, bool)
           or not isinstance(num_simulations, int) or num_simulations < 1):
@@ -84,7 +87,11 @@ class Player:
                          f"{num_simulations!r}")
       config = dataclasses.replace(config, num_simulations=num_simulations)
     self.config = config
-    self.env = envs.make(config.env)
+    if agent is None or agent.config != config:
+      env = envs.make(config.env) if agent is None else agent.env
+      agent = algorithms.make_agent(config, env)
+    self.agent = agent
+    self.env = agent.env
     self.params = params
     self.iteration = iteration
     self.run_dir = run_dir
@@ -102,7 +109,8 @@ class Player:
   def with_simulations(self, num_simulations: int) -> "Player":
     """The same agent searching with ``num_simulations`` per move."""
     return Player(self.config, self.params, num_simulations=num_simulations,
-                  iteration=self.iteration, run_dir=self.run_dir)
+                  iteration=self.iteration, run_dir=self.run_dir,
+                  agent=self.agent)
 
   def _check_states(self, states) -> None:
     mask = getattr(states, "legal_action_mask", None)
@@ -127,7 +135,7 @@ class Player:
     self._check_states(states)
     if key is None:
       key = jax.random.PRNGKey(0)
-    return _jitted_search(self.config, bool(greedy))(self.params, key, states)
+    return _jitted_search(self.agent, bool(greedy))(self.params, key, states)
 
   def act(self, states, key: Optional[jax.Array] = None, *,
           greedy: bool = True) -> jax.Array:
@@ -163,12 +171,12 @@ def load(run_dir: str, *, num_simulations: Optional[int] = None) -> Player:
   of the run's. Raises :class:`LoadError` for a missing directory, one that
   is not a training run, or a missing or corrupted checkpoint.
   """
-  from agents import train  # pylint: disable=g-import-not-at-top
   run_dir = os.fspath(run_dir)
   try:
-    config = train.load_run_config(run_dir, what="run_dir")
-    params, meta = load_params(run_dir, config)
-  except (train.RunError, ckpt.CheckpointError) as e:
+    config = load_run_config(run_dir, what="run_dir")
+    agent = algorithms.make_agent(config, envs.make(config.env))
+    params, meta = load_params(run_dir, agent)
+  except (RunError, checkpoints.CheckpointError) as e:
     raise LoadError(str(e)) from e
   return Player(config, params, num_simulations=num_simulations,
-                iteration=meta.get("iteration"), run_dir=run_dir)
+                iteration=meta.get("iteration"), run_dir=run_dir, agent=agent)

@@ -1,4 +1,6 @@
-"""MuZero's invertible value transform and categorical (two-hot) targets.
+"""The loss helpers the algorithms share: MuZero's invertible value
+transform and categorical (two-hot) values, the cross-entropy, and the
+gradient scaling of an unrolled hidden state.
 
 Values and rewards are predicted as distributions over a fixed support of
 ``num_bins`` equally spaced points in the *transformed* space
@@ -72,4 +74,17 @@ class Support:
     return h_inv(jnp.sum(probs * self.points, axis=-1))
 
   def logits_to_scalar(self, logits):
+    """``[..., num_bins]`` logits -> ``[...]`` scalars."""
     return self.probs_to_scalar(jax.nn.softmax(logits, axis=-1))
+
+
+def cross_entropy(target_probs, logits):
+  """``-sum_a p_a log softmax(logits)_a``: ``[..., A]`` targets and logits
+  -> ``[...]``."""
+  return -jnp.sum(target_probs * jax.nn.log_softmax(logits), axis=-1)
+
+
+def scale_gradient(x, scale: float):
+  """``x`` unchanged, its gradient multiplied by ``scale`` (MuZero halves
+  the gradient through the hidden state at each dynamics step)."""
+  return x * scale + jax.lax.stop_gradient(x) * (1.0 - scale)

@@ -3,17 +3,18 @@ Reinforcement Learning by Planning with a Learned Model"): fresh targets for
 replayed windows from new searches with the current parameters.
 
 For a reanalysed window starting at replay step ``t`` (K = unroll steps,
-n = td steps), the learner (:func:`agents.learner.make_batch`) searches at
+n = td steps), :func:`agents.training.batch.make_batch` searches at
 ``2 (K+1)`` stored positions, all in ONE batched search call:
 
 * the unroll positions ``t+k``, ``k = 0..K``: their ``action_weights``
   replace the stored policy targets;
 * the bootstrap positions ``t+k+i_k`` of the n-step value targets
-  (:func:`agents.learner.bootstrap_index`): their root values replace the
+  (:func:`agents.training.targets.bootstrap_index`): their root values replace the
   stored search values in ``z_{t+k} = sum_{i<i_k} d^i r_{t+k+i} +
   d^{i_k} v_{t+k+i_k}``.
 
-When no value target can bootstrap (:func:`agents.learner.can_bootstrap`:
+When no value target can bootstrap
+(:func:`agents.training.targets.can_bootstrap`:
 ``n`` >= the game's longest episode and no exploration moves, e.g. catch
 by default), the value targets are the episodes' outcomes and only the
 ``K+1`` unroll positions are searched.
@@ -29,6 +30,11 @@ from typing import Any, Dict, NamedTuple
 
 import jax
 import jax.numpy as jnp
+
+from agents.config import Config, unroll_steps
+from agents.training import replay
+from agents.training.targets import (bootstrap_index, can_bootstrap,
+                                     compute_targets)
 
 
 class StoredPosition(NamedTuple):
@@ -85,3 +91,28 @@ def target_changes(stored: Dict[str, jax.Array],
   tv = 0.5 * jnp.sum(jnp.abs(fresh["policy"] - stored["policy"]), axis=-1)
   return dict(reanalyse_value_change=jnp.sum(value * alive) / count,
               reanalyse_policy_tv=jnp.sum(tv * alive) / count)
+
+
+def reanalysed_targets(config: Config, env, agent, params, key,
+                        buffer: replay.ReplayBuffer, start, env_idx, window):
+  """Fresh targets ``[R, K+1, ...]`` (as :func:`~agents.training.targets.compute_targets`) for the
+  windows ``[R, L, ...]`` at ``start [R]``, ``env_idx [R]``: policy = the
+  search's ``action_weights`` at t+k, value bootstrapping from the
+  search's root value at
+  :func:`~agents.training.targets.bootstrap_index`; one search call over the
+  ``2 R (K+1)`` positions (``R (K+1)`` where nothing can bootstrap)."""
+  K = unroll_steps(config)
+  boots = can_bootstrap(config, env)
+  boot_idx = bootstrap_index(config, env, window)             # [R, K+1]
+  offsets = search_offsets(boot_idx, boots)
+  data = buffer.data
+  found = replay.gather(buffer, start, env_idx, offsets, dict(
+      observation=data["observation"], legal=data["legal"]))
+  policy, value = fresh_search(
+      agent, params, key, found["observation"], found["legal"])
+  # Without bootstraps the targets never read boot_value: zeros stand in.
+  boot_value = (value[:, K + 1:] if boots
+                else jnp.zeros(boot_idx.shape, value.dtype))
+  fresh = compute_targets(config, env, window, boot_value=boot_value)
+  fresh["policy"] = policy[:, :K + 1]
+  return fresh

@@ -8,7 +8,8 @@ import pytest
 pyspiel = pytest.importorskip("pyspiel")
 
 import envs  # pylint: disable=g-import-not-at-top
-from agents import opponents
+from agents.evaluation import matches
+from agents.evaluation import opponents
 from envs import openspiel_map
 
 
@@ -89,14 +90,14 @@ def test_matches_against_players_with_known_results():
   against a weak MCTSBot as first player; a strong MCTSBot beats a random
   player as first player; random never beats perfect."""
   env = envs.make("tictactoe")
-  perfect = opponents.perfect_player(env)
-  r = opponents.match(env, perfect, opponents.MCTSBotPlayer(env, 2), 20)
+  perfect = opponents.perfect_opponent(env)
+  r = matches.match(env, perfect, opponents.MCTSBotOpponent(env, 2), 20)
   assert r["first"]["loss"] == r["second"]["loss"] == 0.0
   assert r["first"]["win"] > 0.5
-  r = opponents.match(env, opponents.MCTSBotPlayer(env, 1000),
-                      opponents.random_player(env), 20)
+  r = matches.match(env, opponents.MCTSBotOpponent(env, 1000),
+                    opponents.random_opponent(env), 20)
   assert r["first"]["win"] >= 0.9
-  r = opponents.match(env, opponents.random_player(env), perfect, 20)
+  r = matches.match(env, opponents.random_opponent(env), perfect, 20)
   assert r["first"]["win"] == r["second"]["win"] == 0.0
   assert r["first"]["loss"] > 0.5
 
@@ -104,30 +105,30 @@ def test_matches_against_players_with_known_results():
 def test_mcts_bot_matches_are_reproducible_per_seed():
   env = envs.make("connect4")
   seats = np.repeat([0, 1], 4)
-  play = lambda seed: opponents.play_games(
-      env, opponents.MCTSBotPlayer(env, 50), opponents.MCTSBotPlayer(env, 20),
-      seats, seed)
+  play = lambda seed: matches.play_games(
+      env, opponents.MCTSBotOpponent(env, 50),
+      opponents.MCTSBotOpponent(env, 20), seats, seed)
   a = play(0)
   np.testing.assert_array_equal(a, play(0))
   assert any(not np.array_equal(a, play(s)) for s in (1, 2, 3))
 
 
-def test_make_player_errors():
+def test_make_opponent_errors():
   ttt, c4 = envs.make("tictactoe"), envs.make("connect4")
-  assert opponents.make_player("mcts:30", c4).name == "mcts:30"
+  assert opponents.make_opponent("mcts:30", c4).name == "mcts:30"
   for spec in ("mcts:", "mcts:0", "mcts:ten"):
     with pytest.raises(ValueError, match="mcts:<simulations>"):
-      opponents.make_player(spec, ttt)
+      opponents.make_opponent(spec, ttt)
   with pytest.raises(ValueError, match="tictactoe only"):
-    opponents.make_player("perfect", c4)
+    opponents.make_opponent("perfect", c4)
   with pytest.raises(ValueError, match="no such directory"):
-    opponents.make_player("/nonexistent/run", ttt)
+    opponents.make_opponent("/nonexistent/run", ttt)
   with pytest.raises(ValueError, match="two-player"):
-    opponents.play_games(envs.make("catch"), None, None, [0])
+    matches.play_games(envs.make("catch"), None, None, [0])
   with pytest.raises(ValueError, match="simulations"):
-    opponents.MCTSBotPlayer(ttt, 0)
-  bot = opponents.MCTSBotPlayer(ttt, 5)
-  with pytest.raises(ValueError, match="two player objects"):
-    opponents.play_games(ttt, bot, bot, [0])
+    opponents.MCTSBotOpponent(ttt, 0)
+  bot = opponents.MCTSBotOpponent(ttt, 5)
+  with pytest.raises(ValueError, match="two opponent objects"):
+    matches.play_games(ttt, bot, bot, [0])
   with pytest.raises(ValueError, match="a_seats"):
-    opponents.play_games(ttt, bot, opponents.random_player(ttt), [0, 2])
+    matches.play_games(ttt, bot, opponents.random_opponent(ttt), [0, 2])

@@ -1,5 +1,5 @@
-"""Tests of agents/stochastic.py (Stochastic MuZero's networks, acting and
-loss) and of its hooks into the learner, training loop and evaluation.
+"""Tests of agents/algorithms/stochastic_muzero.py (Stochastic MuZero's
+networks, acting and loss) and of its hooks into training and evaluation.
 The learning test is marked slow."""
 import dataclasses
 import json
@@ -13,11 +13,12 @@ pytest.importorskip("haiku")
 pytest.importorskip("optax")
 
 import envs  # pylint: disable=g-import-not-at-top
+from agents import algorithms
 from agents import config as config_lib
-from agents import evaluate as evaluate_lib
-from agents import learner
-from agents import stochastic
 from agents import train as train_lib
+from agents.algorithms import stochastic_muzero as stochastic
+from agents.evaluation import evaluator as evaluate_lib
+from agents.training.selfplay import random_action
 
 
 def tiny(**kw):
@@ -33,7 +34,7 @@ def tiny(**kw):
 
 def _setup(config):
   env = envs.make(config.env)
-  agent = learner.make_agent(config, env)
+  agent = algorithms.make_agent(config, env)
   state = env.init(jax.random.PRNGKey(0))
   params = agent.nets.init(jax.random.PRNGKey(1), state.observation[None])
   return env, agent, params
@@ -96,7 +97,7 @@ def test_code_usage_flag(tmp_path, capsys):
 def test_default_config_and_agent():
   config = config_lib.make_config("2048")
   assert config.algo == "stochastic_muzero"
-  agent = learner.make_agent(tiny(), envs.make("2048"))
+  agent = algorithms.make_agent(tiny(), envs.make("2048"))
   assert isinstance(agent, stochastic.StochasticAgent)
   with pytest.raises(ValueError, match="num_chance_codes"):
     tiny(num_chance_codes=0)
@@ -176,7 +177,7 @@ def test_loss_by_hand():
             jax.nn.softmax(code_logits), alive[:, 1]))
 
   want = by_hand(params, batch)
-  loss_fn = jax.jit(stochastic.make_loss(config, 1, agent))
+  loss_fn = jax.jit(stochastic.make_loss(agent))  # K = unroll_steps = 1.
   loss, metrics = loss_fn(params, batch)
   for name, value in want.items():
     np.testing.assert_allclose(metrics[name], value, rtol=2e-5, err_msg=name)
@@ -261,7 +262,7 @@ def _codes_on_random_play(agent, params, env, games=64, plies=24):
   encode = jax.jit(agent.nets.encode)
   codes = []
   for t in range(plies):
-    action = evaluate_lib.random_action(jax.random.PRNGKey(100 + t), states)
+    action = random_action(jax.random.PRNGKey(100 + t), states)
     nxt = step(states, action)
     codes.append(jnp.argmax(encode(params, states.observation, action,
                                    nxt.observation), -1))
@@ -279,7 +280,7 @@ def test_code_usage_term_keeps_the_chance_encoder_from_collapsing(tmp_path):
   config = config_lib.make_config("2048")
   assert config.code_usage_weight > 0
   env = envs.make("2048")
-  agent = learner.make_agent(config, env)
+  agent = algorithms.make_agent(config, env)
   train_lib.prepare_new_run(str(tmp_path / "r"), config)
   out = train_lib.train(config, str(tmp_path / "r"), progress=False,
                         quick_eval=False, final_eval=False, plot=False,

@@ -27,10 +27,14 @@ from typing import Any, Dict, Optional, Tuple
 import jax
 import jax.numpy as jnp
 
-from agents.checkpoint import CheckpointError
+from agents.runs.processes import fetch
 
 FORMAT = "batched-mcts-orbax-checkpoint/1"
 KEEP = 2
+
+
+class CheckpointError(Exception):
+  """A checkpoint is missing, corrupted or does not match this run."""
 
 
 def _manager(directory: str, create: bool):
@@ -71,8 +75,7 @@ def digest(state: Any) -> list:
   multiple of 2^k, never 0 mod 2^32; computed on the devices (each on its
   shards, then summed), identical in every process.
   """
-  from agents import parallel  # pylint: disable=g-import-not-at-top
-  return [int(v) for v in parallel.fetch(_digest(
+  return [int(v) for v in fetch(_digest(
       jax.tree_util.tree_leaves(state)))]
 
 
@@ -84,6 +87,8 @@ def _describe(state: Any) -> Dict[str, Any]:
 
 
 def latest_step(directory: str) -> Optional[int]:
+  """The iteration of the latest complete checkpoint in ``directory``, or
+  None."""
   if not os.path.isdir(directory):
     return None
   return _manager(directory, create=False).latest_step()
@@ -156,5 +161,3 @@ def abstract_target(abstract_state: Any, shardings: Any) -> Any:
   return jax.tree.map(
       lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
       abstract_state, shardings)
-
-

@@ -18,15 +18,15 @@ pytest.importorskip("haiku")
 
 import agents  # pylint: disable=g-import-not-at-top
 import envs
-from agents import learner
-from agents import opponents
-from agents import parallel
+from agents import algorithms
 from agents import play as play_lib
-from agents import sharded_checkpoint as sharded_ckpt
 from agents import train as train_lib
-from tests.test_agents import tiny
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from agents.evaluation import matches
+from agents.evaluation import opponents
+from agents.runs import checkpoints
+from agents.training import parallel
+from agents.training.state import sharded_init_state
+from tests.agents.helpers import ROOT, tiny
 
 
 def _make_run(out, config, iteration=0):
@@ -34,12 +34,13 @@ def _make_run(out, config, iteration=0):
   iterations, with untrained params (the tests check plumbing, not play
   strength)."""
   train_lib.prepare_new_run(str(out), config)
-  state = learner.sharded_init_state(config, parallel.make_mesh(1))
+  agent = algorithms.make_agent(config, envs.make(config.env))
+  state = sharded_init_state(agent, parallel.make_mesh(1))
   # Params that differ from a fresh run's (which a loader could return
   # without reading the checkpoint).
   params = jax.tree.map(lambda x: 1.5 * x + 0.01, state.params)
   state = state._replace(params=params, iteration=jnp.int32(iteration))
-  sharded_ckpt.save(os.path.join(out, train_lib.CHECKPOINT_DIR), state,
+  checkpoints.save(os.path.join(out, train_lib.CHECKPOINT_DIR), state,
                     dict(iteration=iteration, config=config.to_dict(),
                          devices=1))
   return state
@@ -277,7 +278,7 @@ def test_cli_process_reads_stdin(run):
 @pytest.mark.slow
 def test_final_evaluation_plays_mcts_bot(tmp_path, monkeypatch):
   pytest.importorskip("pyspiel")
-  from agents import evaluate as evaluate_lib  # pylint: disable=g-import-not-at-top
+  from agents.evaluation import evaluator as evaluate_lib  # pylint: disable=g-import-not-at-top
   from envs import openspiel_map  # pylint: disable=g-import-not-at-top
   config = tiny("tictactoe", steps=1)
   # A finished run: resuming it goes straight to the final evaluation.
@@ -296,13 +297,13 @@ def test_final_evaluation_plays_mcts_bot(tmp_path, monkeypatch):
   assert "mcts(10)   first" in table and "mcts(10)   second" in table
   # Without OpenSpiel the evaluation says so instead.
   monkeypatch.setattr(openspiel_map, "available", lambda: False)
-  skipped = opponents.mcts_evaluation(agents.load(str(tmp_path / "r")), 4, 10)
+  skipped = matches.mcts_evaluation(agents.load(str(tmp_path / "r")), 4, 10)
   assert skipped == {"vs_mcts_skipped": "OpenSpiel is not installed "
                                         "(pip install open_spiel)"}
   assert "MCTSBot: not played (OpenSpiel is not installed" in (
       evaluate_lib.format_report(dict(saved, **skipped)))
   # Games OpenSpiel does not have: nothing.
-  assert opponents.mcts_evaluation(
+  assert matches.mcts_evaluation(
       agents.Player(tiny("catch"), None), 4, 10) == {}
 
 
@@ -320,7 +321,7 @@ def test_briefly_trained_agent_beats_a_weak_mcts_bot(tmp_path):
   train_lib.train(config, str(tmp_path / "r"), progress=False,
                   quick_eval=False, final_eval=False, plot=False)
   player = agents.load(str(tmp_path / "r"))
-  result = opponents.match(player.env, opponents.search_player(player),
-                           opponents.MCTSBotPlayer(player.env, 10), 100)
+  result = matches.match(player.env, opponents.search_opponent(player),
+                         opponents.MCTSBotOpponent(player.env, 10), 100)
   assert result["first"]["win"] >= 0.6, result
   assert result["first"]["loss"] <= 0.1 and result["second"]["loss"] <= 0.1

@@ -26,7 +26,8 @@ Loss (as in the paper), for a window starting at ``t``, ``k = 0..K``::
                 + beta ||c_{t+k+1} - c^e_{t+k+1}||^2 ]
   + lambda (log C - H(mean_b c^e_b))
 
-``z`` and ``u`` are the value and reward targets of :mod:`agents.learner`
+``z`` and ``u`` are the value and reward targets of
+:mod:`agents.training.targets`
 (categorical, two-hot); the afterstate value ``Q^k`` of the action played
 is trained towards the state's value target ``z_{t+k}`` (the reward sits on
 the chance edge, so ``Q(s, a) = E[r + d v(s')]``); the chance prior
@@ -59,10 +60,10 @@ import jax
 import jax.numpy as jnp
 
 import mcts
-from agents.config import Config
-from agents.networks import NetConfig, _torso, scale_latent
-from agents.selfplay import Agent
-from agents.value_transform import Support
+from agents.algorithms.losses import cross_entropy, scale_gradient
+from agents.algorithms.muzero import (MuZeroAgent, NetConfig, make_support,
+                                      net_config, scale_latent, torso)
+from agents.config import Config, unroll_steps
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,12 +92,12 @@ def make_networks(config: StochasticNetConfig) -> StochasticNets:
     flat = lambda o: o.reshape(o.shape[0], -1).astype(jnp.float32)
 
     def represent(obs):
-      x = _torso(flat(obs), config.width, config.repr_blocks,
+      x = torso(flat(obs), config.width, config.repr_blocks,
                  "representation")
       return scale_latent(hk.Linear(config.latent_size, name="repr_out")(x))
 
     def predict(latent):
-      x = _torso(latent, config.width, config.pred_blocks, "prediction")
+      x = torso(latent, config.width, config.pred_blocks, "prediction")
       logits = hk.Linear(config.num_actions, name="policy_head",
                          w_init=jnp.zeros)(x)
       value_logits = hk.Linear(config.value_bins, name="value_head",
@@ -105,13 +106,13 @@ def make_networks(config: StochasticNetConfig) -> StochasticNets:
 
     def afterstate_dynamics(latent, action):
       a = jax.nn.one_hot(action, config.num_actions)
-      x = _torso(jnp.concatenate([latent, a], -1), config.width,
+      x = torso(jnp.concatenate([latent, a], -1), config.width,
                  config.dyn_blocks, "afterstate_dynamics")
       return scale_latent(hk.Linear(config.latent_size,
                                     name="afterstate_out")(x))
 
     def afterstate_predict(afterstate):
-      x = _torso(afterstate, config.width, config.pred_blocks,
+      x = torso(afterstate, config.width, config.pred_blocks,
                  "afterstate_prediction")
       chance_logits = hk.Linear(config.num_codes, name="chance_head",
                                 w_init=jnp.zeros)(x)
@@ -120,7 +121,7 @@ def make_networks(config: StochasticNetConfig) -> StochasticNets:
       return chance_logits, q_logits
 
     def dynamics(afterstate, code):
-      x = _torso(jnp.concatenate([afterstate, code], -1), config.width,
+      x = torso(jnp.concatenate([afterstate, code], -1), config.width,
                  config.dyn_blocks, "dynamics")
       latent = scale_latent(hk.Linear(config.latent_size, name="dyn_out")(x))
       reward_logits = hk.Linear(config.value_bins, name="reward_head",
@@ -129,7 +130,7 @@ def make_networks(config: StochasticNetConfig) -> StochasticNets:
 
     def encode(obs, action, next_obs):
       a = jax.nn.one_hot(action, config.num_actions)
-      x = _torso(jnp.concatenate([flat(obs), a, flat(next_obs)], -1),
+      x = torso(jnp.concatenate([flat(obs), a, flat(next_obs)], -1),
                  config.width, 1, "chance_encoder")
       return hk.Linear(config.num_codes, name="code_out")(x)
 
@@ -159,11 +160,11 @@ def straight_through_code(code_logits):
   return soft + jax.lax.stop_gradient(hard - soft), hard, soft
 
 
-class StochasticAgent(Agent):
-  """:class:`agents.selfplay.Agent` (same fields, ``root`` and ``predict``)
-  acting with :func:`mcts.stochastic_muzero_policy` on the learned model;
-  ``nets`` are :class:`StochasticNets` (the inherited ``recurrent_fn``, of
-  a model without chance, does not apply)."""
+class StochasticAgent(MuZeroAgent):
+  """:class:`~agents.algorithms.muzero.MuZeroAgent` (same fields, ``root``
+  and ``predict``) acting with :func:`mcts.stochastic_muzero_policy` on the
+  learned model; ``nets`` are :class:`StochasticNets` (the inherited
+  ``recurrent_fn``, of a model without chance, does not apply)."""
 
   def decision_recurrent_fn(self, params, rng_key, action, latent):
     del rng_key
@@ -198,16 +199,17 @@ class StochasticAgent(Agent):
         dirichlet_fraction=0.0 if greedy else 0.25,
         temperature=0.0 if greedy else 1.0)
 
+  def make_loss(self):
+    """``loss_fn(params, batch) -> (loss, metrics)``: see :func:`make_loss`."""
+    return make_loss(self)
+
 
 def make_agent(config: Config, env) -> StochasticAgent:
-  net_config = StochasticNetConfig(
-      num_actions=env.num_actions, width=config.width,
-      latent_size=config.latent_size, repr_blocks=config.repr_blocks,
-      dyn_blocks=config.dyn_blocks, pred_blocks=config.pred_blocks,
-      value_bins=config.value_bins, num_codes=config.num_chance_codes)
-  support = Support(config.value_min, config.value_max, config.value_bins)
-  return StochasticAgent(env=env, nets=make_networks(net_config),
-                         support=support, config=config)
+  sizes = StochasticNetConfig(
+      **dataclasses.asdict(net_config(config, env)),
+      num_codes=config.num_chance_codes)
+  return StochasticAgent(config=config, env=env, nets=make_networks(sizes),
+                         support=make_support(config))
 
 
 def code_entropy_deficit(soft, mask):
@@ -221,18 +223,17 @@ def code_entropy_deficit(soft, mask):
   return jnp.log(float(soft.shape[-1])) - entropy
 
 
-def make_loss(config: Config, num_unroll: int, agent: StochasticAgent):
+def make_loss(agent: StochasticAgent):
   """``loss_fn(params, batch) -> (loss, metrics)`` (see the module
-  docstring).
+  docstring), for K = :func:`agents.config.unroll_steps`.
 
   batch: ``observation [B, ...]``, ``next_observations [B, K, ...]``
   (``o_{t+1..t+K}``), ``actions [B, K]`` and ``targets`` from
-  :func:`agents.learner.compute_targets` (``value``, ``reward`` ``[B, K+1]``,
-  ``policy [B, K+1, A]``, ``alive [B, K+1]``).
+  :func:`agents.training.targets.compute_targets` (``value``, ``reward``
+  ``[B, K+1]``, ``policy [B, K+1, A]``, ``alive [B, K+1]``).
   """
-  # pylint: disable-next=g-import-not-at-top (learner imports this module)
-  from agents.learner import _cross_entropy, _scale_gradient
-  K = num_unroll
+  config = agent.config
+  K = unroll_steps(config)
   nets, support = agent.nets, agent.support
   two_hot = support.scalar_to_two_hot
 
@@ -247,30 +248,30 @@ def make_loss(config: Config, num_unroll: int, agent: StochasticAgent):
     for k in range(K + 1):
       logits, value_logits = nets.predict(params, latent)
       terms["policy_loss"].append(
-          _cross_entropy(targets["policy"][:, k], logits) * alive[:, k])
+          cross_entropy(targets["policy"][:, k], logits) * alive[:, k])
       terms["value_loss"].append(
-          _cross_entropy(two_hot(targets["value"][:, k]), value_logits))
+          cross_entropy(two_hot(targets["value"][:, k]), value_logits))
       if k == K:
         break
       action = batch["actions"][:, k]
       afterstate = nets.afterstate_dynamics(params, latent, action)
       chance_logits, q_logits = nets.afterstate_predict(params, afterstate)
       terms["q_loss"].append(
-          _cross_entropy(two_hot(targets["value"][:, k]), q_logits))
+          cross_entropy(two_hot(targets["value"][:, k]), q_logits))
       next_obs = batch["next_observations"][:, k]
       code, hard, soft = straight_through_code(
           nets.encode(params, obs, action, next_obs))
       same_episode = alive[:, k + 1]
       terms["chance_loss"].append(
-          _cross_entropy(hard, chance_logits) * same_episode)
+          cross_entropy(hard, chance_logits) * same_episode)
       terms["commitment_loss"].append(
           jnp.sum(jnp.square(hard - soft), -1) * same_episode)
       terms["code_usage_loss"].append(
           code_entropy_deficit(soft, same_episode)[None])
       latent, reward_logits = nets.dynamics(params, afterstate, code)
-      latent = _scale_gradient(latent, 0.5)
+      latent = scale_gradient(latent, 0.5)
       terms["reward_loss"].append(
-          _cross_entropy(two_hot(targets["reward"][:, k + 1]),
+          cross_entropy(two_hot(targets["reward"][:, k + 1]),
                          reward_logits))
       obs = next_obs
     metrics = {name: (jnp.mean(jnp.stack(v, 1)) if v else jnp.zeros(()))

@@ -1,20 +1,10 @@
-"""Search-based acting and jitted, batched self-play.
-
-``Agent`` wraps the networks into the two functions a search needs:
-
-* MuZero (learned model): the root embedding is ``represent(observation)``;
-  ``recurrent_fn`` applies ``dynamics`` then ``predict``; ``discount`` is -1
-  for two-player games (values from the point of view of the player to move)
-  and ``config.discount`` for single-player games.
-* AlphaZero: the embedding is the TRUE environment state; ``recurrent_fn``
-  steps the environment (vmapped) and evaluates ``predict(represent(obs))``
-  at the new state; reward and discount come from the environment
-  (discount -1 between plies of a two-player game, 0 once terminated, where
-  the value is 0 too); illegal actions get a very low prior.
+"""Jitted, batched self-play.
 
 ``make_selfplay`` builds ONE jitted-able function that plays ``T`` lockstep
-steps of a batch of environments with ``lax.scan``, auto-resetting finished
-environments, and returns the trajectory to store in the replay buffer.
+steps of a batch of environments with ``lax.scan``, searching with the
+agent (:mod:`agents.algorithms`), exploring as the config says, auto-resetting
+finished environments, and returns the trajectory to store in the replay
+buffer.
 """
 from __future__ import annotations
 
@@ -23,12 +13,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-import mcts
 from agents.config import Config
-from agents.networks import MuZeroNets
-from agents.value_transform import Support
-
-ILLEGAL_LOGIT = -1e9
 
 
 def batch_select(pred, on_true, on_false):
@@ -39,76 +24,9 @@ def batch_select(pred, on_true, on_false):
   return jax.tree.map(sel, on_true, on_false)
 
 
-class Agent(NamedTuple):
-  env: Any
-  nets: MuZeroNets
-  support: Support
-  config: Config
-
-  @property
-  def two_player(self) -> bool:
-    return self.env.num_players == 2
-
-  @property
-  def model_discount(self) -> float:
-    return -1.0 if self.two_player else self.config.discount
-
-  def predict(self, params, latent):
-    logits, value_logits = self.nets.predict(params, latent)
-    return logits, self.support.logits_to_scalar(value_logits)
-
-  def root(self, params, states) -> mcts.RootFnOutput:
-    latent = self.nets.represent(params, states.observation)
-    logits, value = self.predict(params, latent)
-    embedding = states if self.config.algo == "alphazero" else latent
-    return mcts.RootFnOutput(prior_logits=logits, value=value,
-                             embedding=embedding)
-
-  def recurrent_fn(self, params, rng_key, action, embedding):
-    del rng_key
-    if self.config.algo == "alphazero":
-      states = jax.vmap(self.env.step)(embedding, action)
-      logits, value = self.predict(
-          params, self.nets.represent(params, states.observation))
-      logits = jnp.where(states.legal_action_mask, logits, ILLEGAL_LOGIT)
-      done = states.terminated
-      out = mcts.RecurrentFnOutput(
-          reward=states.reward,
-          discount=jnp.where(done, 0.0, self.model_discount),
-          prior_logits=logits,
-          value=jnp.where(done, 0.0, value))
-      return out, states
-    latent, reward_logits = self.nets.dynamics(params, embedding, action)
-    logits, value = self.predict(params, latent)
-    out = mcts.RecurrentFnOutput(
-        reward=self.support.logits_to_scalar(reward_logits),
-        discount=jnp.full_like(value, self.model_discount),
-        prior_logits=logits, value=value)
-    return out, latent
-
-  def act(self, params, rng_key, states, greedy: bool = False):
-    """Searches from a batch of states; returns mcts.PolicyOutput.
-
-    ``greedy``: no Gumbel / Dirichlet noise and temperature 0.
-    """
-    root = self.root(params, states)
-    invalid = ~states.legal_action_mask
-    c = self.config
-    if c.policy == "gumbel":
-      return mcts.gumbel_muzero_policy(
-          params, rng_key, root, self.recurrent_fn, c.num_simulations,
-          invalid_actions=invalid,
-          max_num_considered_actions=min(c.max_num_considered_actions,
-                                         self.env.num_actions),
-          gumbel_scale=0.0 if greedy else 1.0)
-    return mcts.muzero_policy(
-        params, rng_key, root, self.recurrent_fn, c.num_simulations,
-        invalid_actions=invalid,
-        dirichlet_fraction=0.0 if greedy else 0.25,
-        temperature=0.0 if greedy else 1.0)
-
-
-def _random_legal(key, states):
+def random_action(key, states):
+  """A uniformly random legal action ``[B]`` of each of a batch of states
+  (``legal_action_mask [B, A]``)."""
   logits = jnp.where(states.legal_action_mask, 0.0, -jnp.inf)
   return jax.random.categorical(key, logits).astype(jnp.int32)
 
@@ -130,8 +48,10 @@ def init_actor(env, key, num_envs: int) -> ActorState:
   return ActorState(states, jnp.zeros(num_envs, jnp.float32))
 
 
-def make_selfplay(agent: Agent, num_steps: int):
-  """``selfplay(params, actor, key) -> (actor, trajectory, stats)``.
+def make_selfplay(agent, num_steps: int):
+  """``selfplay(params, actor, key) -> (actor, trajectory, stats)``: ``T =
+  num_steps`` steps of ``N`` environments, each move searched by ``agent``
+  (``agent.act``).
 
   trajectory: dict of ``[T, N, ...]`` arrays: ``observation``, ``action``,
   ``reward`` (for the mover), ``done`` (episode ended by this step),
@@ -166,7 +86,7 @@ def make_selfplay(agent: Agent, num_steps: int):
       if c.random_opening_plies > 0:
         explored = explored | (states.step_count < c.random_opening_plies)
       if c.random_move_prob > 0 or c.random_opening_plies > 0:
-        action = jnp.where(explored, _random_legal(random_key, states),
+        action = jnp.where(explored, random_action(random_key, states),
                            action)
       next_states = jax.vmap(env.step)(states, action)
       done = next_states.terminated

@@ -3,13 +3,13 @@
 The agent plays with search, greedily (Gumbel: ``gumbel_scale=0`` and the
 search's action; pUCT: no Dirichlet noise, temperature 0). Two-player games
 are played against an opponent (``"random"``: uniform over legal moves;
-``"perfect"``: :func:`envs.tictactoe_solver.perfect_action`, tic-tac-toe
-only) with the agent as first (player 0) and as second player (player 1);
-each game's result is read from the agent's accumulated reward. Single-player
-games report the mean return and the success rate (for Catch: the catch
-rate, episodes ending with reward +1), next to the mean return of a
-uniformly random player on as many games (``random_return``); games whose env
-has ``largest_tile`` (2048) also report the share of games by largest tile
+``"perfect"``: a uniformly random optimal move, tic-tac-toe only; the moves
+of :mod:`agents.evaluation.opponents`) with the agent as first (player 0)
+and as second player (player 1); each game's result is read from the
+agent's accumulated reward. Single-player games report the mean return and
+the success rate (for Catch: the catch rate, episodes ending with reward
++1), next to the mean return of a uniformly random player on as many games
+(``random_return``); games whose env has ``largest_tile`` (2048) also report the share of games by largest tile
 (``tile_512`` for the agent, ``random_tile_512`` for the random player...).
 """
 from __future__ import annotations
@@ -21,48 +21,35 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from agents.selfplay import Agent
+from agents.evaluation.matches import summarize
+from agents.evaluation.opponents import build_perfect_tables, perfect_action
+from agents.training.selfplay import random_action
 
 OPPONENTS = ("random", "perfect")
 
 
-def random_action(key, states):
-  """Uniform over the legal actions, ``[B]``."""
-  logits = jnp.where(states.legal_action_mask, 0.0, -jnp.inf)
-  return jax.random.categorical(key, logits).astype(jnp.int32)
-
-
-def perfect_action(key, states):
-  from envs import tictactoe_solver  # pylint: disable=g-import-not-at-top
-  keys = jax.random.split(key, states.board.shape[0])
-  return jax.vmap(tictactoe_solver.perfect_action)(keys, states.board)
-
-
 def _max_steps(env) -> int:
+  """The evaluation games' step limit: the env's, or 10 000."""
   return int(env.max_episode_steps) if env.max_episode_steps else 10_000
 
 
-def make_play_games(agent: Agent, agent_player, opponent):
+def make_play_games(agent, agent_seat, opponent):
   """``play(params, key) -> returns [G]``: the agent's total reward in each
-  of ``G = len(agent_player)`` games played at once.
+  of ``G = len(agent_seat)`` games played at once.
 
-  ``agent_player``: int ``[G]``, the agent's seat in each game (0 = first);
+  ``agent_seat``: int ``[G]``, the agent's seat in each game (0 = first);
   ``opponent``: int ``[G]``, index into ``OPPONENTS`` per game (ignored for
   single-player games).
   """
   env = agent.env
-  agent_player = jnp.asarray(agent_player, jnp.int32)
+  agent_seat = jnp.asarray(agent_seat, jnp.int32)
   opponent = jnp.asarray(opponent, jnp.int32)
-  num_games = agent_player.shape[0]
+  num_games = agent_seat.shape[0]
   use_perfect = env.num_players == 2 and bool(jnp.any(opponent == 1))
   if use_perfect and env.name != "tictactoe":
     raise ValueError("the perfect opponent exists for tictactoe only")
   if use_perfect:
-    # Build the solver's cached tables eagerly: if they were first built
-    # inside this trace, the cache would hold a tracer.
-    from envs import tictactoe_solver  # pylint: disable=g-import-not-at-top
-    with jax.ensure_compile_time_eval():
-      jax.block_until_ready(tictactoe_solver.jax_tables())
+    build_perfect_tables()
 
   def act(params, key, states):
     agent_key, opp_key = jax.random.split(key)
@@ -72,13 +59,13 @@ def make_play_games(agent: Agent, agent_player, opponent):
       if use_perfect:
         opp_action = jnp.where(opponent == 1,
                                perfect_action(opp_key, states), opp_action)
-      action = jnp.where(states.current_player == agent_player, action,
+      action = jnp.where(states.current_player == agent_seat, action,
                          opp_action)
     return action
 
   def agent_reward(states):
     return jnp.take_along_axis(
-        states.rewards, agent_player[:, None] % states.rewards.shape[1],
+        states.rewards, agent_seat[:, None] % states.rewards.shape[1],
         axis=1)[:, 0]
 
   def play(params, key):
@@ -129,19 +116,12 @@ def _tile_shares(prefix, tiles) -> Dict[str, float]:
           for v, c in zip(values, counts)}
 
 
-def summarize(returns) -> Dict[str, float]:
-  returns = jnp.asarray(returns)
-  return dict(win=float(jnp.mean(returns > 0)),
-              draw=float(jnp.mean(returns == 0)),
-              loss=float(jnp.mean(returns < 0)))
-
-
 class Evaluator:
   """All evaluation games of a game in ONE jitted call;
   ``__call__(params, key)`` returns a flat dict of rates, e.g.
   ``vs_random_first_win``, ``vs_perfect_second_loss`` or ``catch_rate``."""
 
-  def __init__(self, agent: Agent, num_games: int):
+  def __init__(self, agent, num_games: int):
     self.agent = agent
     self.num_games = num_games
     env = agent.env
@@ -156,9 +136,9 @@ class Evaluator:
       return
     opponents = ["random"] + (["perfect"] if env.name == "tictactoe"
                               else [])
-    self.matches = [(f"vs_{opp}_{side}", player, OPPONENTS.index(opp))
+    self.matches = [(f"vs_{opp}_{side}", seat, OPPONENTS.index(opp))
                     for opp in opponents
-                    for player, side in ((0, "first"), (1, "second"))]
+                    for seat, side in ((0, "first"), (1, "second"))]
     seats = [p for _, p, _ in self.matches for _ in range(num_games)]
     opps = [o for _, _, o in self.matches for _ in range(num_games)]
     self.play = jax.jit(make_play_games(agent, seats, opps))
@@ -223,9 +203,7 @@ def format_report(results: Dict[str, float]) -> str:
 
 
 @functools.lru_cache(maxsize=16)
-def cached_evaluator(config, num_games: int) -> "Evaluator":
-  """An :class:`Evaluator` for a training ``config``, built once."""
-  import envs  # pylint: disable=g-import-not-at-top
-  from agents import learner  # pylint: disable=g-import-not-at-top
-  env = envs.make(config.env)
-  return Evaluator(learner.make_agent(config, env), num_games)
+def cached_evaluator(agent, num_games: int) -> Evaluator:
+  """An :class:`Evaluator` of ``agent`` (equal agents: one config and env),
+  built and compiled once per process."""
+  return Evaluator(agent, num_games)

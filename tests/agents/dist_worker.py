@@ -1,11 +1,11 @@
-"""A training process for tests/test_distributed.py, run in a subprocess (so
-that XLA_FLAGS, e.g. --xla_force_host_platform_device_count, and
-jax.distributed apply before JAX starts).
+"""A training process for tests/agents/test_distributed.py, run in a
+subprocess (so that XLA_FLAGS, e.g. --xla_force_host_platform_device_count,
+and jax.distributed apply before JAX starts).
 
-    python -m tests.dist_worker train --config JSON --out DIR --params P.npz
+    python -m tests.agents.dist_worker train --config JSON --out DIR --params P.npz
         [--resume] [--devices N] [--coordinator H:P --num-processes N
         --process-id I --timeout S] [--checkpoint-every S] [--stop-at K]
-    python -m tests.dist_worker compare --config JSON --devices 1 8
+    python -m tests.agents.dist_worker compare --config JSON --devices 1 8
         --params P.npz --hlo H.json
 
 ``train`` trains (or resumes) the tiny run in DIR and writes this process's
@@ -16,25 +16,12 @@ largest count, every collective of the compiled step with its op name.
 """
 import argparse
 import json
-import os
 import re
 import sys
 
 import numpy as np
 
-
-def tiny_config(overrides):
-  """The tests' tiny config (plumbing, not learning), with ``overrides``
-  (``env``: the game, default tic-tac-toe)."""
-  from agents import config as config_lib  # pylint: disable=g-import-not-at-top
-  base = dict(num_simulations=4, num_envs=8, selfplay_steps=8,
-              batch_size=16, updates_per_iter=8, width=32, latent_size=16,
-              repr_blocks=1, dyn_blocks=1, pred_blocks=1, value_bins=11,
-              learning_rate=3e-3, steps=4, eval_every=1000, eval_games=4,
-              final_eval_games=4, unroll_steps=2, td_steps=4,
-              replay_capacity=32)
-  base.update(overrides)
-  return config_lib.make_config(base.pop("env", "tictactoe"), **base)
+from tests.agents.helpers import tiny_config
 
 
 def save_params(path, params):
@@ -75,18 +62,23 @@ def main(argv):
   p.add_argument("--checkpoint-every", type=float, default=1e9)
   p.add_argument("--stop-at", type=int)
   args = p.parse_args(argv)
-  from agents import parallel  # pylint: disable=g-import-not-at-top
-  parallel.initialize(args.coordinator, args.num_processes, args.process_id,
-                      args.timeout)
+  from agents.runs import processes  # pylint: disable=g-import-not-at-top
+  processes.initialize(args.coordinator, args.num_processes, args.process_id,
+                       args.timeout)
   import jax  # pylint: disable=g-import-not-at-top
-  from agents import learner  # pylint: disable=g-import-not-at-top
+  import envs  # pylint: disable=g-import-not-at-top
+  from agents import algorithms  # pylint: disable=g-import-not-at-top
   from agents import train as train_lib  # pylint: disable=g-import-not-at-top
+  from agents.training import parallel  # pylint: disable=g-import-not-at-top
+  from agents.training import state as state_lib  # pylint: disable=g-import-not-at-top
+  from agents.training import step as step_lib  # pylint: disable=g-import-not-at-top
   config = tiny_config(json.loads(args.config))
   if args.mode == "compare":
+    agent = algorithms.make_agent(config, envs.make(config.env))
     for d in args.devices:
       mesh = parallel.make_mesh(d)
-      state = learner.sharded_init_state(config, mesh)
-      step = learner.jitted_train_step(config, mesh)
+      state = state_lib.sharded_init_state(agent, mesh)
+      step = step_lib.jitted_train_step(agent, mesh)
       if d == max(args.devices) and args.hlo:
         text = step.lower(state).compile().as_text()
         with open(args.hlo, "w") as f:
@@ -94,11 +86,11 @@ def main(argv):
                          selfplay_ops=text.count("/selfplay/")), f)
       for _ in range(config.steps):
         state, _ = step(state)
-      save_params(f"{args.params}.{d}.npz", parallel.fetch(state.params))
+      save_params(f"{args.params}.{d}.npz", processes.fetch(state.params))
     return 0
-  if not args.resume and parallel.is_main_process():
+  if not args.resume and processes.is_main_process():
     train_lib.prepare_new_run(args.out, config)
-  parallel.barrier("prepared")
+  processes.barrier("prepared")
   devices = args.devices[0] if args.devices else None
   summary = train_lib.train(
       config, args.out, resume=args.resume, progress=False,

@@ -1,6 +1,6 @@
-"""MuZero Reanalyse (agents/reanalyse.py, learner.make_batch): fresh targets
-against a direct search, the row split, fraction 0 unchanged, validation,
-sharded train steps; one slow learning test."""
+"""MuZero Reanalyse (agents/training/reanalyse.py, batch.make_batch): fresh
+targets against a direct search, the row split, fraction 0 unchanged,
+validation, sharded train steps; one slow learning test."""
 import dataclasses
 import functools
 
@@ -10,33 +10,26 @@ import numpy as np
 import pytest
 
 import envs
+from agents import algorithms
 from agents import config as config_lib
-from agents import learner
-from agents import reanalyse
-from agents import replay
 from agents import train as train_lib
-from tests import dist_worker
-
-
-def tiny(env_name="tictactoe", **kw):
-  return dist_worker.tiny_config(dict(kw, env=env_name))
+from agents.training import batch as batch_lib
+from agents.training import reanalyse
+from agents.training import replay
+from agents.training import targets as targets_lib
+from agents.training.state import init_train_state
+from agents.training.step import jitted_train_step, make_train_step
+from tests.agents.helpers import params_equal, tiny
 
 
 def _run(config, n, step=None):
   """``(state, metrics of the last iteration)`` after ``n`` iterations."""
-  env = envs.make(config.env)
-  state = learner.init_train_state(config, env,
-                                   learner.make_agent(config, env))
-  step = step or learner.jitted_train_step(config)
+  agent = algorithms.make_agent(config, envs.make(config.env))
+  state = init_train_state(agent)
+  step = step or jitted_train_step(agent)
   for _ in range(n):
     state, metrics = step(state)
   return state, metrics
-
-
-def _params_equal(a, b):
-  la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
-  return len(la) == len(lb) and all(
-      np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(la, lb))
 
 
 @pytest.fixture(scope="module")
@@ -70,17 +63,17 @@ def _expected(config, env, agent, buffer, params, key, rows):
   ``reanalyse.search_key(key)``) at the stored observations and legal
   masks, then the n-step values by a plain loop. ``(policy [R, K+1, A],
   value [R, K+1], fresh root values [R, 2(K+1)], stored targets [B])``."""
-  K, n = learner.unroll_steps(config), learner.td_steps(config, env)
-  length = learner.window_length(config, env)
+  K, n = config_lib.unroll_steps(config), targets_lib.td_steps(config, env)
+  length = targets_lib.window_length(config, env)
   d = -1.0 if env.num_players == 2 else config.discount
   start, env_idx = replay.sample(buffer, key, config.batch_size, length)
   window = replay.window(buffer, start, env_idx, length)
-  stored = learner.compute_targets(config, env, window)
-  boot_idx = np.asarray(learner.bootstrap_index(config, env, window))[:rows]
+  stored = targets_lib.compute_targets(config, env, window)
+  boot_idx = np.asarray(targets_lib.bootstrap_index(config, env, window))[:rows]
   data = jax.tree.map(np.asarray, buffer.data)
   start, env_idx = np.asarray(start)[:rows], np.asarray(env_idx)[:rows]
   where = np.tile(np.arange(K + 1), (rows, 1))
-  boots = learner.can_bootstrap(config, env)
+  boots = targets_lib.can_bootstrap(config, env)
   if boots:
     where = np.concatenate([where, boot_idx], 1)
   cells = (start[:, None] + where) % buffer.capacity
@@ -118,11 +111,11 @@ def _expected(config, env, agent, buffer, params, key, rows):
 def test_can_bootstrap():
   catch = envs.make("catch")
   # n = catch's longest episode, no exploration: outcomes only.
-  assert not learner.can_bootstrap(config_lib.make_config("catch"), catch)
-  assert learner.can_bootstrap(
+  assert not targets_lib.can_bootstrap(config_lib.make_config("catch"), catch)
+  assert targets_lib.can_bootstrap(
       config_lib.make_config("catch", td_steps=3), catch)
   # Tic-tac-toe's exploration moves cut the returns short.
-  assert learner.can_bootstrap(config_lib.make_config("tictactoe"),
+  assert targets_lib.can_bootstrap(config_lib.make_config("tictactoe"),
                                envs.make("tictactoe"))
 
 
@@ -145,10 +138,10 @@ def test_reanalysed_targets_equal_a_direct_search(sharded_run, env_name,
   rows = config_lib.reanalyse_rows(config)
   assert rows == {1.0: 16, 0.5: 8}[fraction]
   env = envs.make(config.env)
-  agent = learner.make_agent(config, env)
+  agent = algorithms.make_agent(config, env)
   key = jax.random.PRNGKey(7)
   batch = jax.jit(functools.partial(
-      learner.make_batch, config, env, agent=agent, rows=rows))(
+      batch_lib.make_batch, config, env, agent=agent, rows=rows))(
           state.buffer, key, params=state.params)
   policy, value, root_value, stored = _expected(
       config, env, agent, state.buffer, state.params, key, rows)
@@ -160,7 +153,7 @@ def test_reanalysed_targets_equal_a_direct_search(sharded_run, env_name,
   np.testing.assert_allclose(targets["value"][:rows], value, atol=1e-5)
   assert not np.allclose(root_value, 0.0)
   if env_name == "catch":   # Outcomes: the value targets do not change.
-    assert root_value.shape[1] == learner.unroll_steps(config) + 1
+    assert root_value.shape[1] == config_lib.unroll_steps(config) + 1
     np.testing.assert_array_equal(targets["value"], stored["value"])
   # The other rows keep the stored targets exactly; reward and alive are
   # never changed.
@@ -188,12 +181,12 @@ def test_fraction_zero_gives_bitwise_the_same_parameters():
   zero = tiny(reanalyse_fraction=0.0)
   env = envs.make("tictactoe")
   a, metrics = _run(unset, 2)
-  b, _ = _run(zero, 2, step=jax.jit(learner.make_train_step(
-      zero, env, learner.make_agent(zero, env))))
+  b, _ = _run(zero, 2, step=jax.jit(make_train_step(
+      algorithms.make_agent(zero, env))))
   assert "legal" not in a.buffer.data
   assert not any(k.startswith("reanalyse") for k in metrics)
-  assert _params_equal(a.params, b.params)
-  assert _params_equal(a, b)
+  assert params_equal(a.params, b.params)
+  assert params_equal(a, b)
 
 
 # ------------------------------------------------------------ validation
@@ -242,7 +235,7 @@ def test_cli_flag(tmp_path, capsys):
 # --------------------------------------------------------------- learning
 @pytest.mark.slow
 def test_catch_muzero_with_reanalyse_learns(tmp_path):
-  """The bar of test_agents.py::test_catch_learns, with a quarter of every
+  """The bar of test_training.py::test_catch_learns, with a quarter of every
   batch reanalysed."""
   config = config_lib.make_config("catch", reanalyse_fraction=0.25)
   train_lib.prepare_new_run(str(tmp_path / "r"), config)

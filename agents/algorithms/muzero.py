@@ -1,0 +1,274 @@
+"""MuZero (Schrittwieser et al. 2020): its networks in dm-haiku, the agent
+that searches with them, and its K-step unrolled loss.
+
+Three functions:
+
+* ``represent(obs [B, *obs_shape]) -> latent [B, D]``
+* ``dynamics(latent [B, D], action [B]) -> (next latent [B, D],
+  reward logits [B, S])``
+* ``predict(latent [B, D]) -> (policy logits [B, A], value logits [B, S])``
+
+Board games are small, so the torsos are residual MLPs on the flattened
+observation (pre-activation blocks: LayerNorm -> ReLU -> Linear, twice, plus
+the skip). Every latent is min-max scaled to ``[0, 1]`` per sample, as in
+MuZero, so that the dynamics' inputs keep the representation's scale.
+Values and rewards are categorical over a
+:class:`~agents.algorithms.losses.Support`.
+
+Acting (:class:`MuZeroAgent`): the root embedding is
+``represent(observation)``; ``recurrent_fn`` applies ``dynamics`` then
+``predict``; ``discount`` is -1 for two-player games (values from the point
+of view of the player to move) and ``config.discount`` for single-player
+games; the search is Gumbel MuZero or pUCT (``config.policy``).
+
+Loss, for a window starting at replay step ``t`` (K = unroll steps): the
+representation encodes ``obs_t``; the dynamics is unrolled along the actions
+``a_t .. a_{t+K-1}`` that were actually played; at every unrolled state
+``k = 0..K`` the prediction is trained towards the policy target (the
+search's ``action_weights`` at ``t+k``, cross-entropy) and the value target
+``z_{t+k}`` (two-hot), and the reward head at ``k = 1..K`` towards
+``r_{t+k-1}`` (the targets: :mod:`agents.training.targets`). Unroll steps
+past the end of the episode have no policy loss. As in MuZero, the gradient
+through the hidden state is halved at each dynamics step.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+
+import mcts
+from agents.algorithms.losses import Support, cross_entropy, scale_gradient
+from agents.config import Config, unroll_steps
+
+
+@dataclasses.dataclass(frozen=True)
+class NetConfig:
+  num_actions: int
+  width: int = 128         # Hidden width of the residual MLPs.
+  latent_size: int = 128   # D, the size of the (scaled) hidden state.
+  repr_blocks: int = 2
+  dyn_blocks: int = 2
+  pred_blocks: int = 1
+  value_bins: int = 21     # S, the categorical support size.
+
+
+class ResBlock(hk.Module):
+
+  def __init__(self, width: int, name=None):
+    super().__init__(name=name)
+    self.width = width
+
+  def __call__(self, x):
+    y = hk.LayerNorm(-1, create_scale=True, create_offset=True)(x)
+    y = hk.Linear(self.width)(jax.nn.relu(y))
+    y = hk.LayerNorm(-1, create_scale=True, create_offset=True)(y)
+    y = hk.Linear(self.width, w_init=hk.initializers.VarianceScaling(0.1))(
+        jax.nn.relu(y))
+    return x + y
+
+
+def torso(x, width: int, num_blocks: int, name: str):
+  """``[B, F] -> [B, width]``: a Linear, ``num_blocks`` residual blocks and a
+  LayerNorm + ReLU, under the haiku name scope ``name``."""
+  with hk.experimental.name_scope(name):
+    x = hk.Linear(width)(x)
+    for _ in range(num_blocks):
+      x = ResBlock(width)(x)
+    return jax.nn.relu(hk.LayerNorm(-1, True, True)(x))
+
+
+def scale_latent(x):
+  """Min-max scales each row of ``x [B, D]`` to ``[0, 1]`` (MuZero)."""
+  lo = jnp.min(x, axis=-1, keepdims=True)
+  hi = jnp.max(x, axis=-1, keepdims=True)
+  return (x - lo) / jnp.maximum(hi - lo, 1e-5)
+
+
+class MuZeroNets(NamedTuple):
+  """Pure functions of ``params`` (haiku's ``multi_transform`` applies)."""
+  init: Callable
+  represent: Callable  # (params, obs) -> latent
+  dynamics: Callable   # (params, latent, action) -> (latent, reward_logits)
+  predict: Callable    # (params, latent) -> (policy_logits, value_logits)
+
+
+def make_networks(config: NetConfig) -> MuZeroNets:
+  """Builds the three networks; ``init(key, obs [B, ...])`` makes params."""
+
+  def forward():
+    def represent(obs):
+      x = obs.reshape(obs.shape[0], -1).astype(jnp.float32)
+      x = torso(x, config.width, config.repr_blocks, "representation")
+      return scale_latent(hk.Linear(config.latent_size, name="repr_out")(x))
+
+    def dynamics(latent, action):
+      a = jax.nn.one_hot(action, config.num_actions)
+      x = jnp.concatenate([latent, a], axis=-1)
+      x = torso(x, config.width, config.dyn_blocks, "dynamics")
+      next_latent = scale_latent(
+          hk.Linear(config.latent_size, name="dyn_out")(x))
+      reward_logits = hk.Linear(config.value_bins, name="reward_head",
+                                w_init=jnp.zeros)(x)
+      return next_latent, reward_logits
+
+    def predict(latent):
+      x = torso(latent, config.width, config.pred_blocks, "prediction")
+      policy_logits = hk.Linear(config.num_actions, name="policy_head",
+                                w_init=jnp.zeros)(x)
+      value_logits = hk.Linear(config.value_bins, name="value_head",
+                               w_init=jnp.zeros)(x)
+      return policy_logits, value_logits
+
+    def init(obs):
+      latent = represent(obs)
+      next_latent, _ = dynamics(latent, jnp.zeros(obs.shape[0], jnp.int32))
+      return predict(next_latent)
+
+    return init, (represent, dynamics, predict)
+
+  transformed = hk.without_apply_rng(hk.multi_transform(forward))
+  represent, dynamics, predict = transformed.apply
+  return MuZeroNets(init=transformed.init, represent=represent,
+                    dynamics=dynamics, predict=predict)
+
+
+@dataclasses.dataclass(frozen=True)
+class MuZeroAgent:
+  """The networks wrapped into what a search needs, for ``env``.
+
+  Built once per run by :func:`make_agent` and handed down; equal (and
+  hashing alike) when ``config`` and ``env`` are, so that jitted functions
+  cached per agent are shared by agents of one config.
+  """
+  config: Config
+  env: Any = dataclasses.field(hash=False)
+  nets: Any = dataclasses.field(compare=False, repr=False)
+  support: Support = dataclasses.field(compare=False, repr=False)
+
+  @property
+  def two_player(self) -> bool:
+    return self.env.num_players == 2
+
+  @property
+  def model_discount(self) -> float:
+    return -1.0 if self.two_player else self.config.discount
+
+  def predict(self, params, latent):
+    """``(policy logits [B, A], value [B])`` at ``latent [B, D]``."""
+    logits, value_logits = self.nets.predict(params, latent)
+    return logits, self.support.logits_to_scalar(value_logits)
+
+  def root(self, params, states) -> mcts.RootFnOutput:
+    """The search's root for a batch ``[B]`` of environment states."""
+    latent = self.nets.represent(params, states.observation)
+    logits, value = self.predict(params, latent)
+    return mcts.RootFnOutput(prior_logits=logits, value=value,
+                             embedding=self.root_embedding(states, latent))
+
+  def root_embedding(self, states, latent):
+    """What the search carries from the root: the latent ``[B, D]``."""
+    del states
+    return latent
+
+  def recurrent_fn(self, params, rng_key, action, embedding):
+    """One step of the learned model from latents ``[B, D]``."""
+    del rng_key
+    latent, reward_logits = self.nets.dynamics(params, embedding, action)
+    logits, value = self.predict(params, latent)
+    out = mcts.RecurrentFnOutput(
+        reward=self.support.logits_to_scalar(reward_logits),
+        discount=jnp.full_like(value, self.model_discount),
+        prior_logits=logits, value=value)
+    return out, latent
+
+  def act(self, params, rng_key, states, greedy: bool = False):
+    """Searches from a batch of states; returns mcts.PolicyOutput.
+
+    ``greedy``: no Gumbel / Dirichlet noise and temperature 0.
+    """
+    root = self.root(params, states)
+    invalid = ~states.legal_action_mask
+    c = self.config
+    if c.policy == "gumbel":
+      return mcts.gumbel_muzero_policy(
+          params, rng_key, root, self.recurrent_fn, c.num_simulations,
+          invalid_actions=invalid,
+          max_num_considered_actions=min(c.max_num_considered_actions,
+                                         self.env.num_actions),
+          gumbel_scale=0.0 if greedy else 1.0)
+    return mcts.muzero_policy(
+        params, rng_key, root, self.recurrent_fn, c.num_simulations,
+        invalid_actions=invalid,
+        dirichlet_fraction=0.0 if greedy else 0.25,
+        temperature=0.0 if greedy else 1.0)
+
+  def make_loss(self):
+    """``loss_fn(params, batch) -> (loss, metrics)``: see :func:`make_loss`."""
+    return make_loss(self)
+
+
+def net_config(config: Config, env) -> NetConfig:
+  """The network sizes of ``config`` for ``env``'s actions."""
+  return NetConfig(
+      num_actions=env.num_actions, width=config.width,
+      latent_size=config.latent_size, repr_blocks=config.repr_blocks,
+      dyn_blocks=config.dyn_blocks, pred_blocks=config.pred_blocks,
+      value_bins=config.value_bins)
+
+
+def make_support(config: Config) -> Support:
+  """The categorical support of values and rewards."""
+  return Support(config.value_min, config.value_max, config.value_bins)
+
+
+def make_agent(config: Config, env) -> MuZeroAgent:
+  return MuZeroAgent(config=config, env=env,
+                     nets=make_networks(net_config(config, env)),
+                     support=make_support(config))
+
+
+def make_loss(agent: MuZeroAgent):
+  """``loss_fn(params, batch) -> (loss, metrics)`` for K =
+  :func:`agents.config.unroll_steps` (0: policy and value at ``obs_t``
+  only, AlphaZero's loss).
+
+  batch: ``observation [B, ...]``, ``actions [B, K]`` and ``targets``
+  (``value``, ``reward`` ``[B, K+1]``, ``policy [B, K+1, A]``, ``alive
+  [B, K+1]``: :func:`agents.training.targets.compute_targets`). metrics:
+  ``loss``, ``policy_loss``, ``value_loss``, ``reward_loss`` (scalars).
+  """
+  config, support, nets = agent.config, agent.support, agent.nets
+  K = unroll_steps(config)
+
+  def loss_fn(params, batch):
+    targets = batch["targets"]
+    latent = nets.represent(params, batch["observation"])
+    policy_losses, value_losses, reward_losses = [], [], []
+    for k in range(K + 1):
+      if k > 0:
+        latent, reward_logits = nets.dynamics(params, latent,
+                                              batch["actions"][:, k - 1])
+        latent = scale_gradient(latent, 0.5)
+        reward_losses.append(cross_entropy(
+            support.scalar_to_two_hot(targets["reward"][:, k]),
+            reward_logits))
+      logits, value_logits = nets.predict(params, latent)
+      policy_losses.append(
+          cross_entropy(targets["policy"][:, k], logits)
+          * targets["alive"][:, k])
+      value_losses.append(cross_entropy(
+          support.scalar_to_two_hot(targets["value"][:, k]), value_logits))
+    policy_loss = jnp.mean(jnp.stack(policy_losses, 1))
+    value_loss = jnp.mean(jnp.stack(value_losses, 1))
+    reward_loss = (jnp.mean(jnp.stack(reward_losses, 1)) if K > 0
+                   else jnp.zeros(()))
+    loss = (policy_loss + config.value_loss_weight * value_loss
+            + reward_loss)
+    return loss, dict(loss=loss, policy_loss=policy_loss,
+                      value_loss=value_loss, reward_loss=reward_loss)
+
+  return loss_fn

@@ -1,0 +1,103 @@
+"""Tests of agents/train.py, the command line: bad input is refused with a
+clear message and touches nothing; the flags make the config."""
+import os
+
+import pytest
+
+import envs
+from agents import algorithms
+from agents import train as train_lib
+from agents.runs import checkpoints
+from agents.training.state import init_train_state
+from tests.agents.helpers import tiny
+
+
+def _corrupt(path):
+  data = bytearray(open(path, "rb").read())
+  mid = len(data) // 2
+  data[mid:mid + 64] = bytes(64)
+  open(path, "wb").write(bytes(data))
+
+
+def _main(argv, capsys):
+  code = train_lib.main(argv)
+  return code, capsys.readouterr().err
+
+
+def test_cli_unknown_env(tmp_path, capsys):
+  code, err = _main(["--env", "chess3d", "--out", str(tmp_path / "r")],
+                    capsys)
+  assert code == 2
+  assert "Unknown environment 'chess3d'" in err and "tictactoe" in err
+  assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("sims", ["0", "-3"])
+def test_cli_non_positive_simulations(tmp_path, capsys, sims):
+  code, err = _main(["--simulations", sims, "--out", str(tmp_path / "r")],
+                    capsys)
+  assert code == 2 and "--simulations must be a positive integer" in err
+  assert not (tmp_path / "r").exists()
+
+
+def test_cli_refuses_foreign_out_dir(tmp_path, capsys):
+  out = tmp_path / "precious"
+  out.mkdir()
+  (out / "thesis.tex").write_text("do not lose me")
+  code, err = _main(["--out", str(out), "--steps", "1"], capsys)
+  assert code == 2 and "refusing to overwrite" in err
+  assert sorted(os.listdir(out)) == ["thesis.tex"]
+  assert (out / "thesis.tex").read_text() == "do not lose me"
+  # A file given as --out is refused too.
+  code, err = _main(["--out", str(out / "thesis.tex")], capsys)
+  assert code == 2 and "not a directory" in err
+
+
+def test_cli_refuses_existing_run_without_resume(tmp_path, capsys):
+  out = tmp_path / "run"
+  train_lib.prepare_new_run(str(out), tiny("catch"))
+  run_json = (out / train_lib.RUN_FILE).read_text()
+  code, err = _main(["--env", "catch", "--out", str(out)], capsys)
+  assert code == 2 and "--resume" in err
+  assert (out / train_lib.RUN_FILE).read_text() == run_json
+  # --resume cannot change what defines the run.
+  code, err = _main(["--resume", str(out), "--simulations", "8"], capsys)
+  assert code == 2 and "cannot change" in err
+  # --resume of something that is not a run.
+  code, err = _main(["--resume", str(tmp_path / "nothing")], capsys)
+  assert code == 2 and "no such directory" in err
+
+
+def test_cli_corrupted_checkpoint_is_refused_and_kept(tmp_path, capsys):
+  out = tmp_path / "run"
+  config = tiny("catch")
+  train_lib.prepare_new_run(str(out), config)
+  state = init_train_state(algorithms.make_agent(config, envs.make("catch")))
+  ck_dir = out / train_lib.CHECKPOINT_DIR
+  checkpoints.save(str(ck_dir), state, dict(iteration=0))
+  files = [os.path.join(r, n) for r, _, ns in os.walk(ck_dir) for n in ns]
+  _corrupt(max(files, key=os.path.getsize))
+  (out / train_lib.METRICS_FILE).write_text('{"iteration": 1}\n')
+  def contents():
+    return {os.path.join(r, n): open(os.path.join(r, n), "rb").read()
+            for r, _, ns in os.walk(out) for n in ns if n != ".lock"}
+  before = contents()
+  code, err = _main(["--resume", str(out)], capsys)
+  assert code == 2 and "corrupted" in err and str(ck_dir) in err
+  assert contents() == before
+
+
+def test_cli_arguments_make_the_config():
+  args = train_lib.build_parser().parse_args([
+      "--env", "catch", "--algo", "alphazero", "--policy", "muzero",
+      "--simulations", "7", "--seed", "3", "--steps", "11", "--envs", "9",
+      "--batch-size", "5", "--lr", "0.01", "--updates-per-iter", "4",
+      "--replay-capacity", "40"])
+  c = train_lib.config_from_args(args)
+  assert (c.env, c.algo, c.policy, c.num_simulations, c.seed, c.steps,
+          c.num_envs, c.batch_size, c.learning_rate, c.updates_per_iter,
+          c.replay_capacity) == (
+              "catch", "alphazero", "muzero", 7, 3, 11, 9, 5, 0.01, 4, 40)
+  # No arguments: the demo, MuZero (learned model, Gumbel) on tic-tac-toe.
+  c = train_lib.config_from_args(train_lib.build_parser().parse_args([]))
+  assert (c.env, c.algo, c.policy) == ("tictactoe", "muzero", "gumbel")

@@ -1,0 +1,137 @@
+"""Tests of the training iteration and loop (agents/training/, through
+agents.train.train): smoke tests, exact resume, the run's files. Fast by
+default; the learning-to-target tests are marked slow."""
+import dataclasses
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+pytest.importorskip("haiku")
+pytest.importorskip("optax")
+
+import envs  # pylint: disable=g-import-not-at-top
+from agents import algorithms
+from agents import config as config_lib
+from agents import train as train_lib
+from agents.evaluation import evaluator as evaluator_lib
+from agents.runs import checkpoints
+from agents.training.state import init_train_state
+from agents.training.step import jitted_train_step
+from tests.agents.helpers import params_equal, tiny
+
+
+def _run_iterations(config, n):
+  agent = algorithms.make_agent(config, envs.make(config.env))
+  state = init_train_state(agent)
+  step = jitted_train_step(agent)
+  losses = []
+  for _ in range(n):
+    state, metrics = step(state)
+    losses.append(float(metrics["loss"]))
+  return state, losses
+
+
+SMOKE = {"tictactoe": dict(algo="muzero", policy="gumbel"),
+         "catch": dict(algo="muzero", policy="muzero"),
+         "connect4": dict(algo="alphazero", policy="gumbel")}
+
+
+# tictactoe's MuZero with Gumbel also trains in test_resume_is_exact; in
+# the default run Connect Four's AlphaZero is the representative.
+@pytest.mark.parametrize("env_name", [
+    n if n == "connect4" else pytest.param(n, marks=pytest.mark.slow)
+    for n in sorted(SMOKE)])
+def test_training_smoke_loss_goes_down(env_name):
+  config = tiny(env_name, **SMOKE[env_name])
+  state, losses = _run_iterations(config, 5)
+  # 8 self-play steps per iteration >= the window K + n + 1 = 7: every
+  # iteration learns, so every loss is finite.
+  assert all(np.isfinite(losses)), losses
+  assert losses[-1] < losses[0], losses
+  assert int(state.iteration) == 5
+  assert int(state.buffer.count) == 5 * config.selfplay_steps
+  assert all(bool(jnp.all(jnp.isfinite(x)))
+             for x in jax.tree_util.tree_leaves(state.params))
+
+
+
+def _quiet_train(config, out, **kw):
+  return train_lib.train(config, str(out), progress=False, final_eval=False,
+                         quick_eval=False, plot=False, log=lambda *_: None,
+                         **kw)
+
+
+def test_resume_is_exact(tmp_path):
+  config = tiny("tictactoe", steps=4)
+  straight = tmp_path / "straight"
+  train_lib.prepare_new_run(str(straight), config)
+  full = _quiet_train(config, straight)
+  half_dir = tmp_path / "half"
+  train_lib.prepare_new_run(str(half_dir), config)
+  half = _quiet_train(config, half_dir, stop_at=2)  # As if killed at 2.
+  assert half["iteration"] == 2
+  assert not params_equal(half["params"], full["params"])
+  resumed = _quiet_train(config, half_dir, resume=True)
+  assert resumed["iteration"] == 4
+  assert params_equal(resumed["params"], full["params"])
+  # The whole state (optimizer, replay, actors, key) matches too.
+  assert params_equal(resumed["state"], full["state"])
+  rows = [json.loads(l) for l in open(half_dir / train_lib.METRICS_FILE)]
+  assert [r["iteration"] for r in rows] == [1, 2, 3, 4]
+
+
+def test_end_to_end_run_files(tmp_path):
+  """A whole (tiny) run: metrics, evaluation, plot, checkpoint, run.json."""
+  out = tmp_path / "catch"
+  config = dataclasses.replace(tiny("catch", **SMOKE["catch"]), eval_every=2)
+  train_lib.prepare_new_run(str(out), config)
+  summary = train_lib.train(config, str(out), progress=False,
+                            log=lambda *_: None)
+  assert summary["iteration"] == config.steps
+  assert sorted(os.listdir(out)) == sorted([
+      train_lib.RUN_FILE, train_lib.CHECKPOINT_DIR, train_lib.METRICS_FILE,
+      train_lib.EVAL_FILE, train_lib.PLOT_FILE])
+  rows = [json.loads(l) for l in open(out / train_lib.METRICS_FILE)]
+  assert [r["iteration"] for r in rows] == [1, 2, 3, 4]
+  assert "catch_rate" in rows[1] and "catch_rate" not in rows[0]
+  result = json.load(open(out / train_lib.EVAL_FILE))
+  assert 0.0 <= result["catch_rate"] <= 1.0
+  assert checkpoints.latest_step(
+      str(out / train_lib.CHECKPOINT_DIR)) == 4
+  assert "catch_rate" in evaluator_lib.format_report(result)
+
+
+# --------------------------------------------------- learning (slow)
+def _train_default(tmp_path, env, max_minutes):
+  """Trains `env`'s default configuration quietly; the train() result."""
+  config = config_lib.make_config(env)
+  train_lib.prepare_new_run(str(tmp_path / "r"), config)
+  return train_lib.train(config, str(tmp_path / "r"), progress=False,
+                         quick_eval=False, plot=False,
+                         max_minutes=max_minutes)
+
+
+@pytest.mark.slow
+def test_catch_learns(tmp_path):
+  out = _train_default(tmp_path, "catch", max_minutes=5)
+  assert out["final_eval"]["catch_rate"] >= 0.95
+
+
+@pytest.mark.slow
+def test_tictactoe_muzero_never_loses_to_perfect_player(tmp_path):
+  out = _train_default(tmp_path, "tictactoe", max_minutes=10)
+  ev = out["final_eval"]
+  assert ev["vs_perfect_first_loss"] == 0.0
+  assert ev["vs_perfect_second_loss"] == 0.0
+
+
+@pytest.mark.slow
+def test_connect4_alphazero_beats_random(tmp_path):
+  """The 30-minute target: >= 95% wins against a random player."""
+  out = _train_default(tmp_path, "connect4", max_minutes=30)
+  ev = out["final_eval"]
+  assert (ev["vs_random_first_win"] + ev["vs_random_second_win"]) / 2 >= 0.95
