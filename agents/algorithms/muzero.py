@@ -88,6 +88,25 @@ def scale_latent(x):
   return (x - lo) / jnp.maximum(hi - lo, 1e-5)
 
 
+def representation(obs, config: NetConfig):
+  """``obs [B, ...] -> latent [B, D]``, the representation network (inside
+  a haiku transform)."""
+  x = obs.reshape(obs.shape[0], -1).astype(jnp.float32)
+  x = torso(x, config.width, config.repr_blocks, "representation")
+  return scale_latent(hk.Linear(config.latent_size, name="repr_out")(x))
+
+
+def prediction(latent, config: NetConfig):
+  """``latent [B, D] -> (policy logits [B, A], value logits [B, S])``, the
+  prediction network (inside a haiku transform)."""
+  x = torso(latent, config.width, config.pred_blocks, "prediction")
+  policy_logits = hk.Linear(config.num_actions, name="policy_head",
+                            w_init=jnp.zeros)(x)
+  value_logits = hk.Linear(config.value_bins, name="value_head",
+                           w_init=jnp.zeros)(x)
+  return policy_logits, value_logits
+
+
 class MuZeroNets(NamedTuple):
   """Pure functions of ``params`` (haiku's ``multi_transform`` applies)."""
   init: Callable
@@ -101,9 +120,7 @@ def make_networks(config: NetConfig) -> MuZeroNets:
 
   def forward():
     def represent(obs):
-      x = obs.reshape(obs.shape[0], -1).astype(jnp.float32)
-      x = torso(x, config.width, config.repr_blocks, "representation")
-      return scale_latent(hk.Linear(config.latent_size, name="repr_out")(x))
+      return representation(obs, config)
 
     def dynamics(latent, action):
       a = jax.nn.one_hot(action, config.num_actions)
@@ -116,12 +133,7 @@ def make_networks(config: NetConfig) -> MuZeroNets:
       return next_latent, reward_logits
 
     def predict(latent):
-      x = torso(latent, config.width, config.pred_blocks, "prediction")
-      policy_logits = hk.Linear(config.num_actions, name="policy_head",
-                                w_init=jnp.zeros)(x)
-      value_logits = hk.Linear(config.value_bins, name="value_head",
-                               w_init=jnp.zeros)(x)
-      return policy_logits, value_logits
+      return prediction(latent, config)
 
     def init(obs):
       latent = represent(obs)

@@ -62,7 +62,8 @@ import jax.numpy as jnp
 import mcts
 from agents.algorithms.losses import cross_entropy, scale_gradient
 from agents.algorithms.muzero import (MuZeroAgent, NetConfig, make_support,
-                                      net_config, scale_latent, torso)
+                                      net_config, prediction, representation,
+                                      scale_latent, torso)
 from agents.config import Config, unroll_steps
 
 
@@ -92,28 +93,21 @@ def make_networks(config: StochasticNetConfig) -> StochasticNets:
     flat = lambda o: o.reshape(o.shape[0], -1).astype(jnp.float32)
 
     def represent(obs):
-      x = torso(flat(obs), config.width, config.repr_blocks,
-                 "representation")
-      return scale_latent(hk.Linear(config.latent_size, name="repr_out")(x))
+      return representation(obs, config)
 
     def predict(latent):
-      x = torso(latent, config.width, config.pred_blocks, "prediction")
-      logits = hk.Linear(config.num_actions, name="policy_head",
-                         w_init=jnp.zeros)(x)
-      value_logits = hk.Linear(config.value_bins, name="value_head",
-                               w_init=jnp.zeros)(x)
-      return logits, value_logits
+      return prediction(latent, config)
 
     def afterstate_dynamics(latent, action):
       a = jax.nn.one_hot(action, config.num_actions)
       x = torso(jnp.concatenate([latent, a], -1), config.width,
-                 config.dyn_blocks, "afterstate_dynamics")
+                config.dyn_blocks, "afterstate_dynamics")
       return scale_latent(hk.Linear(config.latent_size,
                                     name="afterstate_out")(x))
 
     def afterstate_predict(afterstate):
       x = torso(afterstate, config.width, config.pred_blocks,
-                 "afterstate_prediction")
+                "afterstate_prediction")
       chance_logits = hk.Linear(config.num_codes, name="chance_head",
                                 w_init=jnp.zeros)(x)
       q_logits = hk.Linear(config.value_bins, name="q_head",
@@ -122,7 +116,7 @@ def make_networks(config: StochasticNetConfig) -> StochasticNets:
 
     def dynamics(afterstate, code):
       x = torso(jnp.concatenate([afterstate, code], -1), config.width,
-                 config.dyn_blocks, "dynamics")
+                config.dyn_blocks, "dynamics")
       latent = scale_latent(hk.Linear(config.latent_size, name="dyn_out")(x))
       reward_logits = hk.Linear(config.value_bins, name="reward_head",
                                 w_init=jnp.zeros)(x)
@@ -131,7 +125,7 @@ def make_networks(config: StochasticNetConfig) -> StochasticNets:
     def encode(obs, action, next_obs):
       a = jax.nn.one_hot(action, config.num_actions)
       x = torso(jnp.concatenate([flat(obs), a, flat(next_obs)], -1),
-                 config.width, 1, "chance_encoder")
+                config.width, 1, "chance_encoder")
       return hk.Linear(config.num_codes, name="code_out")(x)
 
     def init(obs):

@@ -24,7 +24,7 @@ def make_batch(config: Config, env, buffer: replay.ReplayBuffer, key,
   :func:`~agents.training.targets.compute_targets`), for Stochastic MuZero ``next_observations [B,
   K, ...]``.
 
-  ``rows`` > 0 (MuZero Reanalyse, :mod:`agents.reanalyse`): the first
+  ``rows`` > 0 (MuZero Reanalyse, :mod:`agents.training.reanalyse`): the first
   ``rows`` windows (a uniform sample, like all rows) get fresh policy and
   value targets from one search of ``agent`` with ``params`` (key
   ``reanalyse.search_key(key)``) at their unroll and bootstrap positions;

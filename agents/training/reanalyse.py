@@ -19,7 +19,7 @@ When no value target can bootstrap
 by default), the value targets are the episodes' outcomes and only the
 ``K+1`` unroll positions are searched.
 
-The search is self-play's (``Agent.act``: same policy, simulations,
+The search is self-play's (``agent.act``: same policy, simulations,
 considered actions and root noise) on the stored observation with the
 stored legal moves as the root's invalid-action mask. It needs only an
 observation, so only MuZero (learned model) reanalyses.
@@ -38,7 +38,7 @@ from agents.training.targets import (bootstrap_index, can_bootstrap,
 
 
 class StoredPosition(NamedTuple):
-  """What a MuZero search needs of a position (``Agent.act``'s ``states``):
+  """What a MuZero search needs of a position (``agent.act``'s ``states``):
   ``observation [M, ...]`` and ``legal_action_mask [M, A]`` (bool)."""
   observation: Any
   legal_action_mask: Any

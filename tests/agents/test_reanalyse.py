@@ -59,7 +59,7 @@ def test_sharded_train_step_with_reanalyse_is_finite(sharded_run):
 # ---------------------------------------------------------- ground truth
 def _expected(config, env, agent, buffer, params, key, rows):
   """The reanalysed targets of the first ``rows`` rows of the batch drawn
-  with ``key``, computed directly: one search (``Agent.act``, key
+  with ``key``, computed directly: one search (``agent.act``, key
   ``reanalyse.search_key(key)``) at the stored observations and legal
   masks, then the n-step values by a plain loop. ``(policy [R, K+1, A],
   value [R, K+1], fresh root values [R, 2(K+1)], stored targets [B])``."""
