@@ -50,19 +50,12 @@ from agents.evaluation.evaluator import format_report
 from agents.runs import processes
 from agents.runs.checkpoints import CheckpointError
 from agents.runs.lock import RunLock, RunLockedError
-from agents.runs.run_dir import (CHECKPOINT_DIR, EVAL_FILE, METRICS_FILE,
-                                 PLOT_FILE, RUN_FILE, RunError,
+from agents.runs.run_dir import (METRICS_FILE, PLOT_FILE, RunError,
                                  load_run_config, prepare_new_run,
                                  write_run_file)
 from agents.training import loop
-from agents.training.loop import TrainingDiverged
 from agents.training.parallel import make_mesh
 from agents.training.targets import window_length
-
-__all__ = ["CHECKPOINT_DIR", "EVAL_FILE", "METRICS_FILE", "PLOT_FILE",
-           "RUN_FILE", "RunError", "TrainingDiverged", "build_parser",
-           "config_from_args", "load_run_config", "main", "prepare_new_run",
-           "train"]
 
 
 def train(config: config_lib.Config, out_dir: str, *, resume: bool = False,

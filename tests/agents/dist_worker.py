@@ -69,6 +69,7 @@ def main(argv):
   import envs  # pylint: disable=g-import-not-at-top
   from agents import algorithms  # pylint: disable=g-import-not-at-top
   from agents import train as train_lib  # pylint: disable=g-import-not-at-top
+  from agents.runs import run_dir  # pylint: disable=g-import-not-at-top
   from agents.training import parallel  # pylint: disable=g-import-not-at-top
   from agents.training import state as state_lib  # pylint: disable=g-import-not-at-top
   from agents.training import step as step_lib  # pylint: disable=g-import-not-at-top
@@ -89,7 +90,7 @@ def main(argv):
       save_params(f"{args.params}.{d}.npz", processes.fetch(state.params))
     return 0
   if not args.resume and processes.is_main_process():
-    train_lib.prepare_new_run(args.out, config)
+    run_dir.prepare_new_run(args.out, config)
   processes.barrier("prepared")
   devices = args.devices[0] if args.devices else None
   summary = train_lib.train(

@@ -26,6 +26,8 @@ import envs  # pylint: disable=g-import-not-at-top
 from agents import algorithms
 from agents import train as train_lib
 from agents.runs import checkpoints
+from agents.runs import run_dir
+from agents.training import loop
 from agents.training import parallel
 from agents.training import state as state_lib
 from agents.training import step as step_lib
@@ -160,7 +162,7 @@ def test_two_processes_equal_one_process_with_four_devices(tmp_path):
                   4))
   _assert_close(p0, _load(tmp_path / "q.npz"), 1e-5)
   # Process 0 alone wrote the metrics.
-  rows = open(tmp_path / "run" / train_lib.METRICS_FILE).read().splitlines()
+  rows = open(tmp_path / "run" / run_dir.METRICS_FILE).read().splitlines()
   assert [json.loads(r)["iteration"] for r in rows] == [1, 2, 3]
 
 
@@ -170,7 +172,7 @@ def test_a_dead_peer_stops_the_other_within_the_timeout(tmp_path):
   config = dict(num_envs=8, batch_size=16, num_shards=4, steps=100000)
   procs = _two_processes(tmp_path, config, timeout=timeout)
   # Wait until both train (metrics appear), then kill process 1.
-  metrics = tmp_path / "run" / train_lib.METRICS_FILE
+  metrics = tmp_path / "run" / run_dir.METRICS_FILE
   deadline = time.time() + 400
   while not (metrics.exists() and metrics.read_text().count("\n") >= 2):
     assert time.time() < deadline and procs[0].poll() is None
@@ -200,7 +202,7 @@ def test_a_peer_killed_during_a_checkpoint_then_both_resume(tmp_path):
     _finish(p)
   want = _load(tmp_path / "straight-p.0.npz")
   procs = _two_processes(tmp_path, config, timeout=20, extra=every)
-  ck_dir = tmp_path / "run" / train_lib.CHECKPOINT_DIR
+  ck_dir = tmp_path / "run" / run_dir.CHECKPOINT_DIR
   deadline = time.time() + 400
   while not (ck_dir.exists() and any(ck_dir.iterdir())):
     assert time.time() < deadline and procs[0].poll() is None
@@ -242,7 +244,7 @@ def test_nan_loss_stops_with_the_last_good_checkpoint(tmp_path):
   0, with finite parameters) is untouched."""
   config = _tiny()
   out = str(tmp_path / "run")
-  train_lib.prepare_new_run(out, config)
+  run_dir.prepare_new_run(out, config)
   agent = algorithms.make_agent(config, envs.make(config.env))
   mesh = parallel.make_mesh(1)
   state = state_lib.sharded_init_state(agent, mesh)
@@ -250,10 +252,10 @@ def test_nan_loss_stops_with_the_last_good_checkpoint(tmp_path):
   data["reward"] = jnp.full_like(data["reward"], jnp.nan)
   state = state._replace(buffer=state.buffer.replace(
       data=data, count=jnp.int32(config.replay_capacity)))
-  ck_dir = os.path.join(out, train_lib.CHECKPOINT_DIR)
+  ck_dir = os.path.join(out, run_dir.CHECKPOINT_DIR)
   checkpoints.save(ck_dir, state, dict(iteration=0, elapsed_s=0.0))
   good = files(ck_dir)
-  with pytest.raises(train_lib.TrainingDiverged,
+  with pytest.raises(loop.TrainingDiverged,
                      match="iteration 1: non-finite loss"):
     train_lib.train(config, out, resume=True, progress=False,
                     final_eval=False, quick_eval=False, plot=False,
@@ -280,7 +282,7 @@ def test_kill_at_random_moments_then_resume_gives_the_same_params(tmp_path):
     run = tmp_path / f"killed{seed}"
     proc = _worker(["train", "--out", str(run), "--params", str(run)]
                    + args, 1)
-    ck_dir = run / train_lib.CHECKPOINT_DIR
+    ck_dir = run / run_dir.CHECKPOINT_DIR
     # Kill once checkpoints are being written: at a random moment, often
     # inside a save (one is written after every iteration).
     deadline = time.time() + 400
@@ -324,7 +326,7 @@ def test_resume_on_a_device_count_that_does_not_divide_the_shards(tmp_path):
   run = tmp_path / "run"
   _finish(_worker(["train", "--out", str(run), "--params", str(tmp_path / "a"),
                    "--devices", "4"] + args, 4))
-  before = json.loads((run / train_lib.RUN_FILE).read_text())["config"]
+  before = json.loads((run / run_dir.RUN_FILE).read_text())["config"]
   proc = subprocess.Popen(
       [sys.executable, "-m", "agents.train", "--resume", str(run),
        "--devices", "3", "--steps", "4", "--eval-mcts-sims", "0",
@@ -332,11 +334,11 @@ def test_resume_on_a_device_count_that_does_not_divide_the_shards(tmp_path):
       stderr=subprocess.STDOUT, text=True)
   out = _finish(proc)
   assert "do not divide over 3 devices: continuing with 3 shards" in out, out
-  after = json.loads((run / train_lib.RUN_FILE).read_text())["config"]
+  after = json.loads((run / run_dir.RUN_FILE).read_text())["config"]
   assert (before["num_shards"], after["num_shards"]) == (4, 3)
   assert {k: v for k, v in after.items() if k not in ("num_shards", "steps")
           } == {k: v for k, v in before.items()
                 if k not in ("num_shards", "steps")}
-  lines = (run / train_lib.METRICS_FILE).read_text().splitlines()
+  lines = (run / run_dir.METRICS_FILE).read_text().splitlines()
   last = json.loads([l for l in lines if '"iteration"' in l][-1])
   assert last["iteration"] == 4 and np.isfinite(last["loss"]), last

@@ -8,13 +8,14 @@ import pytest
 
 from agents import train as train_lib
 from agents.runs import lock as run_lock
+from agents.runs import run_dir
 from tests.agents.helpers import ROOT, files, tiny
 
 
 def test_second_trainer_is_refused_and_a_killed_run_frees_the_lock(
     tmp_path, capsys):
   out = tmp_path / "run"
-  train_lib.prepare_new_run(str(out), tiny())
+  run_dir.prepare_new_run(str(out), tiny())
   before = files(str(out))
   with run_lock.RunLock(str(out)):  # A live run.
     code = train_lib.main(["--resume", str(out), "--steps", "9"])

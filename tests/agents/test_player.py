@@ -24,6 +24,7 @@ from agents import train as train_lib
 from agents.evaluation import matches
 from agents.evaluation import opponents
 from agents.runs import checkpoints
+from agents.runs import run_dir
 from agents.training import parallel
 from agents.training.state import sharded_init_state
 from tests.agents.helpers import ROOT, tiny
@@ -33,14 +34,14 @@ def _make_run(out, config, iteration=0):
   """A run directory as agents.train leaves it after ``iteration``
   iterations, with untrained params (the tests check plumbing, not play
   strength)."""
-  train_lib.prepare_new_run(str(out), config)
+  run_dir.prepare_new_run(str(out), config)
   agent = algorithms.make_agent(config, envs.make(config.env))
   state = sharded_init_state(agent, parallel.make_mesh(1))
   # Params that differ from a fresh run's (which a loader could return
   # without reading the checkpoint).
   params = jax.tree.map(lambda x: 1.5 * x + 0.01, state.params)
   state = state._replace(params=params, iteration=jnp.int32(iteration))
-  checkpoints.save(os.path.join(out, train_lib.CHECKPOINT_DIR), state,
+  checkpoints.save(os.path.join(out, run_dir.CHECKPOINT_DIR), state,
                     dict(iteration=iteration, config=config.to_dict(),
                          devices=1))
   return state
@@ -137,14 +138,14 @@ def test_load_errors(tmp_path, run):
     agents.load(tmp_path / "foreign")
   broken = tmp_path / "broken"
   _make_run(broken, tiny("tictactoe"))
-  step_dir = broken / train_lib.CHECKPOINT_DIR / "0"
+  step_dir = broken / run_dir.CHECKPOINT_DIR / "0"
   # Cut the largest file of the checkpoint (the parameters' data) in half.
   path = max((p for p in step_dir.rglob("*") if p.is_file()),
              key=lambda p: p.stat().st_size)
   path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
   with pytest.raises(agents.LoadError, match="corrupted"):
     agents.load(broken)
-  shutil.rmtree(broken / train_lib.CHECKPOINT_DIR)
+  shutil.rmtree(broken / run_dir.CHECKPOINT_DIR)
   with pytest.raises(agents.LoadError, match="no checkpoint"):
     agents.load(broken)
 
@@ -287,7 +288,7 @@ def test_final_evaluation_plays_mcts_bot(tmp_path, monkeypatch):
                             progress=False, quick_eval=False, plot=False,
                             mcts_simulations=10, log=lambda *_: None)
   assert summary["iteration"] == 1
-  saved = json.load(open(tmp_path / "r" / train_lib.EVAL_FILE))
+  saved = json.load(open(tmp_path / "r" / run_dir.EVAL_FILE))
   assert saved == summary["final_eval"]
   assert saved["mcts_simulations"] == 10
   for side in ("first", "second"):
@@ -317,7 +318,7 @@ def test_briefly_trained_agent_beats_a_weak_mcts_bot(tmp_path):
   pytest.importorskip("pyspiel")
   from agents import config as config_lib  # pylint: disable=g-import-not-at-top
   config = config_lib.make_config("tictactoe", steps=300)
-  train_lib.prepare_new_run(str(tmp_path / "r"), config)
+  run_dir.prepare_new_run(str(tmp_path / "r"), config)
   train_lib.train(config, str(tmp_path / "r"), progress=False,
                   quick_eval=False, final_eval=False, plot=False)
   player = agents.load(str(tmp_path / "r"))

@@ -13,6 +13,7 @@ import envs
 from agents import algorithms
 from agents import config as config_lib
 from agents import train as train_lib
+from agents.runs import run_dir
 from agents.training import batch as batch_lib
 from agents.training import reanalyse
 from agents.training import replay
@@ -238,7 +239,7 @@ def test_catch_muzero_with_reanalyse_learns(tmp_path):
   """The bar of test_training.py::test_catch_learns, with a quarter of every
   batch reanalysed."""
   config = config_lib.make_config("catch", reanalyse_fraction=0.25)
-  train_lib.prepare_new_run(str(tmp_path / "r"), config)
+  run_dir.prepare_new_run(str(tmp_path / "r"), config)
   out = train_lib.train(config, str(tmp_path / "r"), progress=False,
                         quick_eval=False, plot=False, max_minutes=10)
   assert out["metrics"][-1]["reanalyse_fraction"] == 0.25

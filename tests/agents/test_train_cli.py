@@ -8,6 +8,7 @@ import envs
 from agents import algorithms
 from agents import train as train_lib
 from agents.runs import checkpoints
+from agents.runs import run_dir
 from agents.training.state import init_train_state
 from tests.agents.helpers import tiny
 
@@ -55,11 +56,11 @@ def test_cli_refuses_foreign_out_dir(tmp_path, capsys):
 
 def test_cli_refuses_existing_run_without_resume(tmp_path, capsys):
   out = tmp_path / "run"
-  train_lib.prepare_new_run(str(out), tiny("catch"))
-  run_json = (out / train_lib.RUN_FILE).read_text()
+  run_dir.prepare_new_run(str(out), tiny("catch"))
+  run_json = (out / run_dir.RUN_FILE).read_text()
   code, err = _main(["--env", "catch", "--out", str(out)], capsys)
   assert code == 2 and "--resume" in err
-  assert (out / train_lib.RUN_FILE).read_text() == run_json
+  assert (out / run_dir.RUN_FILE).read_text() == run_json
   # --resume cannot change what defines the run.
   code, err = _main(["--resume", str(out), "--simulations", "8"], capsys)
   assert code == 2 and "cannot change" in err
@@ -71,13 +72,13 @@ def test_cli_refuses_existing_run_without_resume(tmp_path, capsys):
 def test_cli_corrupted_checkpoint_is_refused_and_kept(tmp_path, capsys):
   out = tmp_path / "run"
   config = tiny("catch")
-  train_lib.prepare_new_run(str(out), config)
+  run_dir.prepare_new_run(str(out), config)
   state = init_train_state(algorithms.make_agent(config, envs.make("catch")))
-  ck_dir = out / train_lib.CHECKPOINT_DIR
+  ck_dir = out / run_dir.CHECKPOINT_DIR
   checkpoints.save(str(ck_dir), state, dict(iteration=0))
   files = [os.path.join(r, n) for r, _, ns in os.walk(ck_dir) for n in ns]
   _corrupt(max(files, key=os.path.getsize))
-  (out / train_lib.METRICS_FILE).write_text('{"iteration": 1}\n')
+  (out / run_dir.METRICS_FILE).write_text('{"iteration": 1}\n')
   def contents():
     return {os.path.join(r, n): open(os.path.join(r, n), "rb").read()
             for r, _, ns in os.walk(out) for n in ns if n != ".lock"}

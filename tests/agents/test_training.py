@@ -19,6 +19,7 @@ from agents import config as config_lib
 from agents import train as train_lib
 from agents.evaluation import evaluator as evaluator_lib
 from agents.runs import checkpoints
+from agents.runs import run_dir
 from agents.training.state import init_train_state
 from agents.training.step import jitted_train_step
 from tests.agents.helpers import params_equal, tiny
@@ -68,10 +69,10 @@ def _quiet_train(config, out, **kw):
 def test_resume_is_exact(tmp_path):
   config = tiny("tictactoe", steps=4)
   straight = tmp_path / "straight"
-  train_lib.prepare_new_run(str(straight), config)
+  run_dir.prepare_new_run(str(straight), config)
   full = _quiet_train(config, straight)
   half_dir = tmp_path / "half"
-  train_lib.prepare_new_run(str(half_dir), config)
+  run_dir.prepare_new_run(str(half_dir), config)
   half = _quiet_train(config, half_dir, stop_at=2)  # As if killed at 2.
   assert half["iteration"] == 2
   assert not params_equal(half["params"], full["params"])
@@ -80,7 +81,7 @@ def test_resume_is_exact(tmp_path):
   assert params_equal(resumed["params"], full["params"])
   # The whole state (optimizer, replay, actors, key) matches too.
   assert params_equal(resumed["state"], full["state"])
-  rows = [json.loads(l) for l in open(half_dir / train_lib.METRICS_FILE)]
+  rows = [json.loads(l) for l in open(half_dir / run_dir.METRICS_FILE)]
   assert [r["iteration"] for r in rows] == [1, 2, 3, 4]
 
 
@@ -88,20 +89,20 @@ def test_end_to_end_run_files(tmp_path):
   """A whole (tiny) run: metrics, evaluation, plot, checkpoint, run.json."""
   out = tmp_path / "catch"
   config = dataclasses.replace(tiny("catch", **SMOKE["catch"]), eval_every=2)
-  train_lib.prepare_new_run(str(out), config)
+  run_dir.prepare_new_run(str(out), config)
   summary = train_lib.train(config, str(out), progress=False,
                             log=lambda *_: None)
   assert summary["iteration"] == config.steps
   assert sorted(os.listdir(out)) == sorted([
-      train_lib.RUN_FILE, train_lib.CHECKPOINT_DIR, train_lib.METRICS_FILE,
-      train_lib.EVAL_FILE, train_lib.PLOT_FILE])
-  rows = [json.loads(l) for l in open(out / train_lib.METRICS_FILE)]
+      run_dir.RUN_FILE, run_dir.CHECKPOINT_DIR, run_dir.METRICS_FILE,
+      run_dir.EVAL_FILE, run_dir.PLOT_FILE])
+  rows = [json.loads(l) for l in open(out / run_dir.METRICS_FILE)]
   assert [r["iteration"] for r in rows] == [1, 2, 3, 4]
   assert "catch_rate" in rows[1] and "catch_rate" not in rows[0]
-  result = json.load(open(out / train_lib.EVAL_FILE))
+  result = json.load(open(out / run_dir.EVAL_FILE))
   assert 0.0 <= result["catch_rate"] <= 1.0
   assert checkpoints.latest_step(
-      str(out / train_lib.CHECKPOINT_DIR)) == 4
+      str(out / run_dir.CHECKPOINT_DIR)) == 4
   assert "catch_rate" in evaluator_lib.format_report(result)
 
 
@@ -109,7 +110,7 @@ def test_end_to_end_run_files(tmp_path):
 def _train_default(tmp_path, env, max_minutes):
   """Trains `env`'s default configuration quietly; the train() result."""
   config = config_lib.make_config(env)
-  train_lib.prepare_new_run(str(tmp_path / "r"), config)
+  run_dir.prepare_new_run(str(tmp_path / "r"), config)
   return train_lib.train(config, str(tmp_path / "r"), progress=False,
                          quick_eval=False, plot=False,
                          max_minutes=max_minutes)
