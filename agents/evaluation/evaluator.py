@@ -9,8 +9,9 @@ and as second player (player 1); each game's result is read from the
 agent's accumulated reward. Single-player games report the mean return and
 the success rate (for Catch: the catch rate, episodes ending with reward
 +1), next to the mean return of a uniformly random player on as many games
-(``random_return``); games whose env has ``largest_tile`` (2048) also report the share of games by largest tile
-(``tile_512`` for the agent, ``random_tile_512`` for the random player...).
+(``random_return``); games whose env has ``largest_tile`` (2048) also
+report the share of games by largest tile (``tile_512`` for the agent,
+``random_tile_512`` for the random player...).
 """
 from __future__ import annotations
 

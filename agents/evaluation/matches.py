@@ -98,8 +98,8 @@ def mcts_evaluation(player, games_per_side: int, simulations: int,
   if not openspiel_map.available():
     return dict(vs_mcts_skipped="OpenSpiel is not installed (pip install "
                 "open_spiel)")
-  result = match(env, search_opponent(player), MCTSBotOpponent(env, simulations),
-                 games_per_side, seed)
+  result = match(env, search_opponent(player),
+                 MCTSBotOpponent(env, simulations), games_per_side, seed)
   out: Dict[str, Any] = dict(mcts_simulations=simulations)
   for side, rates in result.items():
     for k, v in rates.items():

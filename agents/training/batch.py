@@ -21,11 +21,11 @@ def make_batch(config: Config, env, buffer: replay.ReplayBuffer, key,
                agent=None, params=None, rows: int = 0):
   """A batch of ``config.batch_size`` windows sampled with ``key``:
   ``observation [B, ...]``, ``actions [B, K]``, ``targets`` (see
-  :func:`~agents.training.targets.compute_targets`), for Stochastic MuZero ``next_observations [B,
-  K, ...]``.
+  :func:`~agents.training.targets.compute_targets`), for Stochastic MuZero
+  ``next_observations [B, K, ...]``.
 
-  ``rows`` > 0 (MuZero Reanalyse, :mod:`agents.training.reanalyse`): the first
-  ``rows`` windows (a uniform sample, like all rows) get fresh policy and
+  ``rows`` > 0 (MuZero Reanalyse, :mod:`agents.training.reanalyse`): the
+  first ``rows`` windows (a uniform sample, like all rows) get fresh policy and
   value targets from one search of ``agent`` with ``params`` (key
   ``reanalyse.search_key(key)``) at their unroll and bootstrap positions;
   the other rows keep the stored targets. The batch then also holds

@@ -63,9 +63,9 @@ def replicated(mesh: Mesh) -> NamedSharding:
 
 
 def state_specs(state: Any) -> Any:
-  """PartitionSpecs of a :class:`~agents.training.state.TrainState` (or its abstract shape):
-  buffer data on its environment axis 1, actors on axis 0, everything else
-  replicated."""
+  """PartitionSpecs of a :class:`~agents.training.state.TrainState` (or
+  its abstract shape): buffer data on its environment axis 1, actors on
+  axis 0, everything else replicated."""
   def on(axis):
     return lambda _: P(*([None] * axis + [AXIS]))
   return state._replace(

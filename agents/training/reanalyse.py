@@ -9,8 +9,8 @@ n = td steps), :func:`agents.training.batch.make_batch` searches at
 * the unroll positions ``t+k``, ``k = 0..K``: their ``action_weights``
   replace the stored policy targets;
 * the bootstrap positions ``t+k+i_k`` of the n-step value targets
-  (:func:`agents.training.targets.bootstrap_index`): their root values replace the
-  stored search values in ``z_{t+k} = sum_{i<i_k} d^i r_{t+k+i} +
+  (:func:`agents.training.targets.bootstrap_index`): their root values
+  replace the stored search values in ``z_{t+k} = sum_{i<i_k} d^i r_{t+k+i} +
   d^{i_k} v_{t+k+i_k}``.
 
 When no value target can bootstrap
@@ -95,12 +95,13 @@ def target_changes(stored: Dict[str, jax.Array],
 
 def reanalysed_targets(config: Config, env, agent, params, key,
                         buffer: replay.ReplayBuffer, start, env_idx, window):
-  """Fresh targets ``[R, K+1, ...]`` (as :func:`~agents.training.targets.compute_targets`) for the
-  windows ``[R, L, ...]`` at ``start [R]``, ``env_idx [R]``: policy = the
-  search's ``action_weights`` at t+k, value bootstrapping from the
-  search's root value at
-  :func:`~agents.training.targets.bootstrap_index`; one search call over the
-  ``2 R (K+1)`` positions (``R (K+1)`` where nothing can bootstrap)."""
+  """Fresh targets ``[R, K+1, ...]`` (as
+  :func:`~agents.training.targets.compute_targets`) for the windows ``[R,
+  L, ...]`` at ``start [R]``, ``env_idx [R]``: policy = the search's
+  ``action_weights`` at t+k, value bootstrapping from the search's root
+  value at :func:`~agents.training.targets.bootstrap_index`; one search
+  call over the ``2 R (K+1)`` positions (``R (K+1)`` where nothing can
+  bootstrap)."""
   K = unroll_steps(config)
   boots = can_bootstrap(config, env)
   boot_idx = bootstrap_index(config, env, window)             # [R, K+1]

@@ -2,9 +2,10 @@
 subprocess (so that XLA_FLAGS, e.g. --xla_force_host_platform_device_count,
 and jax.distributed apply before JAX starts).
 
-    python -m tests.agents.dist_worker train --config JSON --out DIR --params P.npz
-        [--resume] [--devices N] [--coordinator H:P --num-processes N
-        --process-id I --timeout S] [--checkpoint-every S] [--stop-at K]
+    python -m tests.agents.dist_worker train --config JSON --out DIR
+        --params P.npz [--resume] [--devices N] [--coordinator H:P
+        --num-processes N --process-id I --timeout S] [--checkpoint-every S]
+        [--stop-at K]
     python -m tests.agents.dist_worker compare --config JSON --devices 1 8
         --params P.npz --hlo H.json
 
