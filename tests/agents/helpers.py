@@ -1,8 +1,10 @@
 """What the agents tests share: the tiny configs (plumbing, not learning),
-comparisons of trees of arrays and of directories, the checkout's root."""
+run directories and game states to test with, comparisons of trees of
+arrays and of directories, the checkout's root."""
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 # The checkout (the working directory of the tests' subprocesses).
@@ -44,3 +46,37 @@ def files(directory):
       p = os.path.join(root, n)
       out[os.path.relpath(p, directory)] = open(p, "rb").read()
   return out
+
+
+def make_run(out, config, iteration=0):
+  """A run directory as agents.train leaves it after ``iteration``
+  iterations, with untrained params (the tests check plumbing, not play
+  strength); returns its state."""
+  import envs  # pylint: disable=g-import-not-at-top
+  from agents import algorithms  # pylint: disable=g-import-not-at-top
+  from agents.runs import checkpoints  # pylint: disable=g-import-not-at-top
+  from agents.runs import run_dir  # pylint: disable=g-import-not-at-top
+  from agents.training import parallel  # pylint: disable=g-import-not-at-top
+  from agents.training.state import sharded_init_state  # pylint: disable=g-import-not-at-top
+  run_dir.prepare_new_run(str(out), config)
+  agent = algorithms.make_agent(config, envs.make(config.env))
+  state = sharded_init_state(agent, parallel.make_mesh(1))
+  # Params that differ from a fresh run's (which a loader could return
+  # without reading the checkpoint).
+  params = jax.tree.map(lambda x: 1.5 * x + 0.01, state.params)
+  state = state._replace(params=params, iteration=jnp.int32(iteration))
+  checkpoints.save(os.path.join(out, run_dir.CHECKPOINT_DIR), state,
+                   dict(iteration=iteration, config=config.to_dict(),
+                        devices=1))
+  return state
+
+
+def random_states(env, num, plies, seed=0):
+  """``num`` states after ``plies`` uniformly random moves (batched)."""
+  rng = np.random.default_rng(seed)
+  states = jax.vmap(env.init)(jax.random.split(jax.random.PRNGKey(0), num))
+  for _ in range(plies):
+    legal = np.asarray(states.legal_action_mask)
+    actions = np.array([rng.choice(np.flatnonzero(m)) for m in legal])
+    states = jax.vmap(env.step)(states, actions)
+  return states
