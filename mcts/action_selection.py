@@ -10,7 +10,6 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from mcts import base
 from mcts import hashing
 from mcts import qtransforms
 from mcts import reductions
@@ -42,7 +41,7 @@ def masked_argmax(to_argmax: chex.Array, invalid_actions: Any) -> chex.Array:
   if invalid_actions is not None:
     to_argmax = jnp.where(invalid_actions, -jnp.inf, to_argmax)
   num_actions = to_argmax.shape[-1]
-  if base.reduce_in_one_pass(to_argmax):
+  if reductions.reduce_in_one_pass(to_argmax):
     return jnp.argmax(to_argmax, axis=-1).astype(jnp.int32)
   best = reductions.row_max(to_argmax)[..., None]
   index = jnp.arange(num_actions, dtype=jnp.int32)
@@ -215,8 +214,8 @@ def gumbel_muzero_interior_action_selection(
 def softmax(logits: chex.Array) -> chex.Array:
   """`jax.nn.softmax` over the last axis of a selection rule's row `[A]`,
   with its maximum and sum as one online reduction (Milakov & Gimelshein
-  2018) where `base.reduce_in_one_pass` says so."""
-  if not base.reduce_in_one_pass(logits):
+  2018) where `reductions.reduce_in_one_pass` says so."""
+  if not reductions.reduce_in_one_pass(logits):
     exp = jnp.exp(logits - reductions.row_max(logits)[..., None])
     return exp / reductions.row_sum(exp)[..., None]
 

@@ -93,39 +93,3 @@ InteriorActionSelectionFn = Callable[
     [chex.PRNGKey, Any, NodeIndices, Depth], chex.Array]
 LoopFn = Callable[[int, int, Callable[[Any, T], T], T], T]
 DEFAULT_LOOP_FN: LoopFn = jax.lax.fori_loop
-
-# The name of the `vmap` axis over which `search` maps the selection rules,
-# one tree each.
-TREE_AXIS = "mcts_trees"
-
-# Below this many elements (see `elements_across_trees`),
-# the selection rules reduce a row in one variadic reduction: an argmax as
-# one (value, index) reduction, a softmax's maximum and sum as one online
-# reduction, the children's statistics as one. On CPU that is one kernel
-# instead of several, and it keeps the walk of one tree of 16 actions under
-# the size (1 KiB) below which XLA compiles a loop as one function: pUCT
-# 1.5-2x and Gumbel 1.2-1.9x faster at batch 1. For more elements the
-# separate reductions, which XLA vectorises and a variadic one it does not,
-# are faster: argmax 1.6x for one tree of 362 actions, pUCT 1.15-1.35x with
-# 16-256 trees of 16 actions.
-ONE_PASS_BELOW = 64
-
-
-def elements_across_trees(row: chex.Array) -> int:
-  """`row.size` times the number of trees `search` maps a selection rule
-  over (1 outside a search): how many elements a reduction of `row` touches
-  in all."""
-  try:
-    # psum of a Python constant is the axis size, a Python int (as
-    # jax.lax.axis_size, which needs jax >= 0.6.1).
-    num_trees = jax.lax.psum(1, TREE_AXIS)
-  except NameError:
-    num_trees = 1
-  return num_trees * row.size
-
-
-def reduce_in_one_pass(row: chex.Array) -> bool:
-  """Whether a selection rule should reduce `row` `[..., A]` along its last
-  axis in one variadic reduction: when `elements_across_trees(row)` is below
-  `ONE_PASS_BELOW`."""
-  return elements_across_trees(row) < ONE_PASS_BELOW

@@ -9,7 +9,6 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from mcts import base
 from mcts import reductions
 from mcts.tree import Tree
 
@@ -98,7 +97,7 @@ class ChildrenStats(NamedTuple):
 def children_stats(qvalues: chex.Array, visit_counts: chex.Array,
                    prior_probs: chex.Array) -> ChildrenStats:
   """The statistics of `ChildrenStats` from `[..., A]` rows: one variadic
-  reduction, with the visited Qs' extremes, where `base.reduce_in_one_pass`
+  reduction, with the visited Qs' extremes, where `reductions.reduce_in_one_pass`
   says so; otherwise separate vectorised reductions, without them."""
   visited = visit_counts > 0
   # Keeps the weighted mean finite when visited actions have zero prior.
@@ -107,7 +106,7 @@ def children_stats(qvalues: chex.Array, visit_counts: chex.Array,
   terms = (visit_counts, visit_counts,
            jnp.where(visited, prior_probs, zero),
            jnp.where(visited, prior_probs * qvalues, zero))
-  if not base.reduce_in_one_pass(qvalues):
+  if not reductions.reduce_in_one_pass(qvalues):
     reducers = (reductions.row_sum, reductions.row_max, reductions.row_sum,
                 reductions.row_sum)
     return ChildrenStats(*(r(t) for r, t in zip(reducers, terms)))

@@ -187,7 +187,7 @@ def simulate(rng_key: chex.PRNGKey, tree: Tree, root_action_selection_fn,
     if batch_size == 1:  # One tree: no batch axis in its indexing at all.
       action = selection_fn(*jax.tree.map(lambda x: x[0], args))
       return jnp.asarray(action, jnp.int32)[None]
-    return jnp.asarray(jax.vmap(selection_fn, axis_name=base.TREE_AXIS)(
+    return jnp.asarray(jax.vmap(selection_fn, axis_name=reductions.TREE_AXIS)(
         *args), jnp.int32)
 
   def view_at(node, buffers):

@@ -350,7 +350,7 @@ def test_search_sharded_over_eight_devices():
 def _per_tree(fn, num_trees, *rows):
   """`fn` applied to `[R, A]` rows in groups of `num_trees`, each group
   mapped over the trees' axis as `search` maps a selection rule."""
-  per_tree = jax.jit(jax.vmap(fn, axis_name=mcts.base.TREE_AXIS))
+  per_tree = jax.jit(jax.vmap(fn, axis_name=mcts.reductions.TREE_AXIS))
   return np.concatenate([per_tree(*(r[i:i + num_trees] for r in rows))
                          for i in range(0, len(rows[0]), num_trees)])
 
@@ -404,7 +404,7 @@ def test_children_stats_one_pass_equals_separate_reductions(monkeypatch):
   visits[1] = 1
   probs = rng.dirichlet(np.ones(80), 4).astype(np.float32)
   separate = mcts.qtransforms.children_stats(q, visits, probs)
-  monkeypatch.setattr(mcts.base, "ONE_PASS_BELOW", 1000)
+  monkeypatch.setattr(mcts.reductions, "ONE_PASS_BELOW", 1000)
   one_pass = jax.jit(mcts.qtransforms.children_stats)(q, visits, probs)
   for name, a, b in zip(separate._fields[:4], separate, one_pass):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5,
