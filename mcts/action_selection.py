@@ -3,7 +3,6 @@
 Signatures: root rules `(rng_key, tree, node_index) -> action`, interior
 rules `(rng_key, tree, node_index, depth) -> action`, action an int32 `[]`.
 """
-import functools
 from typing import Any, Optional
 
 import chex
@@ -108,21 +107,6 @@ def gumbel_muzero_root_action_selection(
       considered_visit, tree.extra_data.root_gumbel, prior_logits,
       completed_qvalues, visit_counts)
   return masked_argmax(to_argmax, tree.root_invalid_actions)
-
-
-def reads_one_node(selection_fn):
-  """Marks `selection_fn` as a rule that reads only the node it selects at
-  (its statistics and its children's), the root's invalid actions and
-  `extra_data`; returns it.
-
-  `search` may then give such a rule a one-node view of the tree (node 0
-  holding that node's rows), which it reads in a way that XLA's CPU
-  compiler does not split over threads (`benchmarks/studies/cpu_split.py`). The
-  library's rules qualify with the library's Q-transforms.
-  """
-  marked = functools.partial(selection_fn)
-  marked.reads_one_node = True
-  return marked
 
 
 def considered_root_actions(gumbel: chex.Array, root_logits: chex.Array,

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import mcts
-from mcts import cpu_splits
-from mcts import loops as mcts_loops
+from mcts.lowering import cpu_splits
+from mcts.lowering import platforms
 from tests import problems
 
 
@@ -167,7 +167,7 @@ def test_several_levels_per_loop_iteration_give_the_same_tree(
                                        max_depth=max_depth)
   key = jax.random.PRNGKey(3)
   one = jax.jit(fn)(params, key, root)
-  monkeypatch.setattr(mcts_loops, "LEVELS_PER_ITERATION", dict(cpu=3))
+  monkeypatch.setattr(platforms, "LEVELS_PER_ITERATION", dict(cpu=3))
   jax.clear_caches()  # Or jit would reuse the program traced above.
   three = jax.jit(fn)(params, key, root)
   # Deeper than one iteration's 3 levels, or down to max_depth.
