@@ -93,3 +93,66 @@ InteriorActionSelectionFn = Callable[
     [chex.PRNGKey, Any, NodeIndices, Depth], chex.Array]
 LoopFn = Callable[[int, int, Callable[[Any, T], T], T], T]
 DEFAULT_LOOP_FN: LoopFn = jax.lax.fori_loop
+
+
+# ---- Stochastic MuZero (`mcts.stochastic`): a decision node's and a chance
+# node's model outputs, and the embedding each node stores.
+
+
+@chex.dataclass(frozen=True)
+class DecisionRecurrentFnOutput:
+  """What the model gives for an action taken at a decision node.
+
+  Attributes:
+    chance_logits: `[B, C]` logits of the `C` chance outcomes at the
+      afterstate.
+    afterstate_value: `[B]` value of the afterstate.
+  """
+  chance_logits: chex.Array
+  afterstate_value: chex.Array
+
+
+@chex.dataclass(frozen=True)
+class ChanceRecurrentFnOutput:
+  """What the model gives for a chance outcome at an afterstate.
+
+  Attributes:
+    action_logits: `[B, A]` policy logits at the new state.
+    value: `[B]` value of the new state.
+    reward: `[B]` reward on the transition into the new state.
+    discount: `[B]` discount on that transition (-1 between the plies of a
+      two-player zero-sum game).
+  """
+  action_logits: chex.Array
+  value: chex.Array
+  reward: chex.Array
+  discount: chex.Array
+
+
+@chex.dataclass(frozen=True)
+class StochasticRecurrentState:
+  """The embedding a Stochastic MuZero search stores for each node.
+
+  Attributes:
+    state_embedding: pytree `[B, ...]`, the state (meaningful at decision
+      nodes; at a chance node, the state it was reached from).
+    afterstate_embedding: pytree `[B, ...]`, the afterstate (meaningful at
+      chance nodes; at a decision node below the root, the afterstate it
+      was reached from; zeros at the root).
+    is_decision_node: `[B]` bool.
+  """
+  state_embedding: Any
+  afterstate_embedding: Any
+  is_decision_node: chex.Array
+
+
+# decision_recurrent_fn(params, rng_key, action [B], state_embedding) ->
+#     (DecisionRecurrentFnOutput, afterstate_embedding)
+DecisionRecurrentFn = Callable[
+    [Params, chex.PRNGKey, chex.Array, Any],
+    Tuple[DecisionRecurrentFnOutput, Any]]
+# chance_recurrent_fn(params, rng_key, chance_outcome [B],
+#     afterstate_embedding) -> (ChanceRecurrentFnOutput, state_embedding)
+ChanceRecurrentFn = Callable[
+    [Params, chex.PRNGKey, chex.Array, Any],
+    Tuple[ChanceRecurrentFnOutput, Any]]

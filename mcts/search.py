@@ -26,7 +26,8 @@ from mcts import checks
 from mcts import hashing
 from mcts.lowering import backup
 from mcts.lowering import walks
-from mcts.tree import Tree, init_tree, log_prior, with_new_root
+from mcts.subtree import with_new_root
+from mcts.tree import Tree, init_tree, log_prior
 
 
 def search(
