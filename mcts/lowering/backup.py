@@ -85,15 +85,12 @@ def backward_along_path(tree: Tree, leaf: chex.Array, path: chex.Array,
   """Backs the leaves' values up to the roots along the recorded paths, all
   levels at once: one gather and one scatter per array, no loop.
 
-  For each edge (n_k, a_k) -> n_{k+1} of the path n_0 (root), ..., n_D
-  (leaf), k < D:
-    G_k = r(n_{k+1}) + discount(n_{k+1}) * G_{k+1},  G_D = V(leaf)
-    V(n_k) <- (V(n_k) * N(n_k) + G_k) / (N(n_k) + 1)
-    N(n_k) <- N(n_k) + 1,  N(n_k, a_k) <- N(n_k, a_k) + 1
-    Q(n_k, a_k) <- r(n_{k+1}) + discount(n_{k+1}) * V(n_{k+1})
-  with V(n_{k+1}) already updated. The returns G_k, a reverse composition
-  of the affine maps x -> r + discount * x, come from an associative scan
-  (equal to the level-by-level sums up to rounding: another order). The
+  The updates are those `mcts.search.backward` states for each edge
+  (n_k, a_k) -> n_{k+1} of the path n_0 (root), ..., n_D (leaf). The
+  returns G_k = r(n_{k+1}) + discount(n_{k+1}) * G_{k+1}, a reverse
+  composition of the affine maps x -> r + discount * x, come from an
+  associative scan (equal to the level-by-level sums up to rounding:
+  another order). The
   nodes of a path are distinct, so the levels' updates do not interfere.
   Arguments as in `backward`.
   """

@@ -11,8 +11,8 @@ import mcts
 from mcts.lowering import backup
 from mcts.lowering import cpu_backup
 from mcts.lowering import platforms
-from tests import problems
-from tests import test_stochastic
+from tests.mcts import problems
+from tests.mcts import test_stochastic
 
 def _assert_same(a, b):
   """Integer leaves equal; float leaves equal up to rounding (the returns

@@ -17,7 +17,8 @@ from mcts import rules
 from mcts import stochastic
 from mcts.lowering import platforms
 from mcts.lowering import walks
-from tests import problems
+from tests.mcts import problems
+from tests.mcts import test_stochastic
 
 
 def _interior_invalid_recurrent_fn(base_fn, num_actions):
@@ -216,7 +217,6 @@ def test_library_rules_are_recognised_and_others_are_not():
 
 @pytest.mark.slow
 def test_stochastic_policy_keeps_the_generic_walk():
-  from tests import test_stochastic  # pylint: disable=g-import-not-at-top
   params = test_stochastic.dice_params()
   totals = jnp.asarray([2, 5, 8], jnp.int32)
 
