@@ -53,7 +53,7 @@ def bench_cell(cell, args, walk_modes, mctx, mctx_history):
   import jax  # pylint: disable=g-import-not-at-top
   import mcts  # pylint: disable=g-import-not-at-top
   from benchmarks import throughput  # pylint: disable=g-import-not-at-top
-  from mcts import accelerated  # pylint: disable=g-import-not-at-top
+  from mcts.lowering import walks  # pylint: disable=g-import-not-at-top
   model = throughput.get_model(cell.model, cell.actions, 0)
   root_key, action_key, warm_key, repeat_key = jax.random.split(
       jax.random.PRNGKey(0), 4)
@@ -61,7 +61,7 @@ def bench_cell(cell, args, walk_modes, mctx, mctx_history):
   timers = {}
   for name, (mode, interpret) in walk_modes.items():
     try:
-      with accelerated.walk_kernel(mode, interpret=interpret):
+      with walks.walk_kernel(mode, interpret=interpret):
         record["libs"][name], timers[name], _ = throughput.prepare_search(
             mcts, cell, model, root_key, warm_key, None, None)
     except Exception as e:  # pylint: disable=broad-except

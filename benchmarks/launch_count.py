@@ -28,7 +28,7 @@ import jax
 import mcts
 from benchmarks import common
 from benchmarks import models
-from mcts import accelerated
+from mcts.lowering import walks
 
 # A distinctive simulation count: the loop whose condition compares with it
 # is the simulation loop.
@@ -156,7 +156,7 @@ def measure(policy: str, walk: str, batch: int, actions: int,
     interpret = False
     if platform == "cpu" and walk == "kernel":
       mode, interpret = "always", True  # The interpreter: for reference.
-    with accelerated.walk_kernel(mode, interpret=interpret):
+    with walks.walk_kernel(mode, interpret=interpret):
       traced = jax.jit(policy_fn(policy, model)).trace(model.params, key,
                                                        root)
       stages = {"lowered": traced.lower(

@@ -1,12 +1,13 @@
 """The CPU's lowering of a search against the accelerators' lowering run on
 the CPU: does the loop-free backup along the recorded path pay here?
 
-The accelerators' lowering (forced by `mcts.loops.forced_platform`) records
-the walk's path and backs up all levels at once; the CPU's walks without
-recording and backs up level by level (`mcts/cpu_backup.py`), and reads
-large trees' rows through buffers (`mcts/cpu_splits.py`). Both take one
-tree level per walk iteration here, so that the walks differ only by the
-path and the buffers. Times are interleaved medians; the ratio is
+The accelerators' lowering (forced by
+`mcts.lowering.platforms.forced_platform`) records the walk's path and
+backs up all levels at once; the CPU's walks without recording and backs up
+level by level (`mcts/lowering/cpu_backup.py`), and reads large trees' rows
+through buffers (`mcts/lowering/cpu_splits.py`). Both take one tree level
+per walk iteration here, so that the walks differ only by the path and the
+buffers. Times are interleaved medians; the ratio is
 accelerator / CPU time. On 2 shared cores (tiny model) it was 1.5-4.5x in 9
 of 10 cells (0.84x for pUCT, B=1, A=362, 256 simulations): the backup's
 static bound costs work on every level a path could have, the loop only
@@ -23,7 +24,7 @@ import mcts
 from benchmarks import common
 from benchmarks import models
 from benchmarks import throughput
-from mcts import loops
+from mcts.lowering import platforms
 
 CELLS = [f"{p},{b},{a},{s}" for p in ("muzero", "gumbel")
          for b in (1, 16, 256) for a in (16, 362) for s in (64, 256)]
@@ -38,14 +39,14 @@ def bench_cell(cell, repeats, seed):
   for name, platform in (("cpu", None), ("path", "default")):
     jax.clear_caches()
     fn = throughput.search_fn(mcts, cell, model)
-    saved = dict(loops.LEVELS_PER_ITERATION)
-    loops.LEVELS_PER_ITERATION["default"] = 1
+    saved = dict(platforms.LEVELS_PER_ITERATION)
+    platforms.LEVELS_PER_ITERATION["default"] = 1
     try:
       with (contextlib.nullcontext() if platform is None
-            else loops.forced_platform(platform)):
+            else platforms.forced_platform(platform)):
         compiled, _ = common.compile_timed(fn, model.params, warm_key, root)
     finally:
-      loops.LEVELS_PER_ITERATION.update(saved)
+      platforms.LEVELS_PER_ITERATION.update(saved)
     run = lambda k, c=compiled: c(model.params, k, root)
     jax.block_until_ready(run(warm_key))
     runs[name] = run

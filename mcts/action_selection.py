@@ -3,14 +3,12 @@
 Signatures: root rules `(rng_key, tree, node_index) -> action`, interior
 rules `(rng_key, tree, node_index, depth) -> action`, action an int32 `[]`.
 """
-import functools
 from typing import Any, Optional
 
 import chex
 import jax
 import jax.numpy as jnp
 
-from mcts import base
 from mcts import hashing
 from mcts import qtransforms
 from mcts import reductions
@@ -42,7 +40,7 @@ def masked_argmax(to_argmax: chex.Array, invalid_actions: Any) -> chex.Array:
   if invalid_actions is not None:
     to_argmax = jnp.where(invalid_actions, -jnp.inf, to_argmax)
   num_actions = to_argmax.shape[-1]
-  if base.reduce_in_one_pass(to_argmax):
+  if reductions.reduce_in_one_pass(to_argmax):
     return jnp.argmax(to_argmax, axis=-1).astype(jnp.int32)
   best = reductions.row_max(to_argmax)[..., None]
   index = jnp.arange(num_actions, dtype=jnp.int32)
@@ -109,21 +107,6 @@ def gumbel_muzero_root_action_selection(
       considered_visit, tree.extra_data.root_gumbel, prior_logits,
       completed_qvalues, visit_counts)
   return masked_argmax(to_argmax, tree.root_invalid_actions)
-
-
-def reads_one_node(selection_fn):
-  """Marks `selection_fn` as a rule that reads only the node it selects at
-  (its statistics and its children's), the root's invalid actions and
-  `extra_data`; returns it.
-
-  `search` may then give such a rule a one-node view of the tree (node 0
-  holding that node's rows), which it reads in a way that XLA's CPU
-  compiler does not split over threads (`benchmarks/studies/cpu_split.py`). The
-  library's rules qualify with the library's Q-transforms.
-  """
-  marked = functools.partial(selection_fn)
-  marked.reads_one_node = True
-  return marked
 
 
 def considered_root_actions(gumbel: chex.Array, root_logits: chex.Array,
@@ -215,8 +198,8 @@ def gumbel_muzero_interior_action_selection(
 def softmax(logits: chex.Array) -> chex.Array:
   """`jax.nn.softmax` over the last axis of a selection rule's row `[A]`,
   with its maximum and sum as one online reduction (Milakov & Gimelshein
-  2018) where `base.reduce_in_one_pass` says so."""
-  if not base.reduce_in_one_pass(logits):
+  2018) where `reductions.reduce_in_one_pass` says so."""
+  if not reductions.reduce_in_one_pass(logits):
     exp = jnp.exp(logits - reductions.row_max(logits)[..., None])
     return exp / reductions.row_sum(exp)[..., None]
 

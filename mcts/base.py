@@ -94,38 +94,65 @@ InteriorActionSelectionFn = Callable[
 LoopFn = Callable[[int, int, Callable[[Any, T], T], T], T]
 DEFAULT_LOOP_FN: LoopFn = jax.lax.fori_loop
 
-# The name of the `vmap` axis over which `search` maps the selection rules,
-# one tree each.
-TREE_AXIS = "mcts_trees"
 
-# Below this many elements (see `elements_across_trees`),
-# the selection rules reduce a row in one variadic reduction: an argmax as
-# one (value, index) reduction, a softmax's maximum and sum as one online
-# reduction, the children's statistics as one. On CPU that is one kernel
-# instead of several, and it keeps the walk of one tree of 16 actions under
-# the size (1 KiB) below which XLA compiles a loop as one function: pUCT
-# 1.5-2x and Gumbel 1.2-1.9x faster at batch 1. For more elements the
-# separate reductions, which XLA vectorises and a variadic one it does not,
-# are faster: argmax 1.6x for one tree of 362 actions, pUCT 1.15-1.35x with
-# 16-256 trees of 16 actions.
-ONE_PASS_BELOW = 64
+# ---- Stochastic MuZero (`mcts.stochastic`): a decision node's and a chance
+# node's model outputs, and the embedding each node stores.
 
 
-def elements_across_trees(row: chex.Array) -> int:
-  """`row.size` times the number of trees `search` maps a selection rule
-  over (1 outside a search): how many elements a reduction of `row` touches
-  in all."""
-  try:
-    # psum of a Python constant is the axis size, a Python int (as
-    # jax.lax.axis_size, which needs jax >= 0.6.1).
-    num_trees = jax.lax.psum(1, TREE_AXIS)
-  except NameError:
-    num_trees = 1
-  return num_trees * row.size
+@chex.dataclass(frozen=True)
+class DecisionRecurrentFnOutput:
+  """What the model gives for an action taken at a decision node.
+
+  Attributes:
+    chance_logits: `[B, C]` logits of the `C` chance outcomes at the
+      afterstate.
+    afterstate_value: `[B]` value of the afterstate.
+  """
+  chance_logits: chex.Array
+  afterstate_value: chex.Array
 
 
-def reduce_in_one_pass(row: chex.Array) -> bool:
-  """Whether a selection rule should reduce `row` `[..., A]` along its last
-  axis in one variadic reduction: when `elements_across_trees(row)` is below
-  `ONE_PASS_BELOW`."""
-  return elements_across_trees(row) < ONE_PASS_BELOW
+@chex.dataclass(frozen=True)
+class ChanceRecurrentFnOutput:
+  """What the model gives for a chance outcome at an afterstate.
+
+  Attributes:
+    action_logits: `[B, A]` policy logits at the new state.
+    value: `[B]` value of the new state.
+    reward: `[B]` reward on the transition into the new state.
+    discount: `[B]` discount on that transition (-1 between the plies of a
+      two-player zero-sum game).
+  """
+  action_logits: chex.Array
+  value: chex.Array
+  reward: chex.Array
+  discount: chex.Array
+
+
+@chex.dataclass(frozen=True)
+class StochasticRecurrentState:
+  """The embedding a Stochastic MuZero search stores for each node.
+
+  Attributes:
+    state_embedding: pytree `[B, ...]`, the state (meaningful at decision
+      nodes; at a chance node, the state it was reached from).
+    afterstate_embedding: pytree `[B, ...]`, the afterstate (meaningful at
+      chance nodes; at a decision node below the root, the afterstate it
+      was reached from; zeros at the root).
+    is_decision_node: `[B]` bool.
+  """
+  state_embedding: Any
+  afterstate_embedding: Any
+  is_decision_node: chex.Array
+
+
+# decision_recurrent_fn(params, rng_key, action [B], state_embedding) ->
+#     (DecisionRecurrentFnOutput, afterstate_embedding)
+DecisionRecurrentFn = Callable[
+    [Params, chex.PRNGKey, chex.Array, Any],
+    Tuple[DecisionRecurrentFnOutput, Any]]
+# chance_recurrent_fn(params, rng_key, chance_outcome [B],
+#     afterstate_embedding) -> (ChanceRecurrentFnOutput, state_embedding)
+ChanceRecurrentFn = Callable[
+    [Params, chex.PRNGKey, chex.Array, Any],
+    Tuple[ChanceRecurrentFnOutput, Any]]

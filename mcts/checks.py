@@ -230,3 +230,56 @@ def check_kept_tree(tree, root, capacity):
       root.embedding):
     raise TypeError("tree.embeddings and root.embedding have different "
                     "structures.")
+
+
+def check_decision_output(output, batch_size):
+  """Checks a Stochastic MuZero `decision_recurrent_fn`'s output."""
+  if not (hasattr(output, "chance_logits") and
+          hasattr(output, "afterstate_value")):
+    raise TypeError(
+        "decision_recurrent_fn must return (DecisionRecurrentFnOutput("
+        "chance_logits [B, C], afterstate_value [B]), afterstate_embedding); "
+        f"got {type(output).__name__} as its first element.")
+  shape = _shape(output.chance_logits)
+  if len(shape) != 2 or shape[0] != batch_size or shape[1] < 1:
+    raise ValueError("decision_recurrent_fn returned chance_logits of shape "
+                     f"{shape}; expected [B, C] with B={batch_size}.")
+  if _shape(output.afterstate_value) != (batch_size,):
+    raise ValueError("decision_recurrent_fn returned afterstate_value of "
+                     f"shape {_shape(output.afterstate_value)}; expected "
+                     f"[{batch_size}] ([B]).")
+
+
+def check_chance_output(output, state, root_embedding, batch_size,
+                        num_actions):
+  """Checks a Stochastic MuZero `chance_recurrent_fn`'s output against
+  the root's embedding."""
+  fields = ("action_logits", "value", "reward", "discount")
+  if not all(hasattr(output, f) for f in fields):
+    raise TypeError(
+        "chance_recurrent_fn must return (ChanceRecurrentFnOutput("
+        "action_logits [B, A], value [B], reward [B], discount [B]), "
+        f"state_embedding); got {type(output).__name__} as its first "
+        "element.")
+  expected = {"action_logits": (batch_size, num_actions),
+              "value": (batch_size,), "reward": (batch_size,),
+              "discount": (batch_size,)}
+  for field, shape in expected.items():
+    got = _shape(getattr(output, field))
+    if got != shape:
+      raise ValueError(
+          f"chance_recurrent_fn returned {field} of shape {got}; expected "
+          f"{list(shape)} (B={batch_size}, A={num_actions} from "
+          "root.prior_logits).")
+  if jax.tree.structure(state) != jax.tree.structure(root_embedding):
+    raise TypeError(
+        "chance_recurrent_fn returned a state embedding with structure "
+        f"{jax.tree.structure(state)}; expected the structure of "
+        f"root.embedding, {jax.tree.structure(root_embedding)}.")
+  for old, new in zip(jax.tree.leaves(root_embedding),
+                      jax.tree.leaves(state)):
+    if _shape(old) != _shape(new) or old.dtype != new.dtype:
+      raise ValueError(
+          "chance_recurrent_fn returned a state embedding leaf "
+          f"{new.dtype}{list(_shape(new))}; expected "
+          f"{old.dtype}{list(_shape(old))} (as in root.embedding).")

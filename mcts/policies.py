@@ -1,5 +1,4 @@
 """Policies built on `search`: MuZero (pUCT) and Gumbel MuZero."""
-import functools
 from typing import Optional
 
 import chex
@@ -11,6 +10,7 @@ from mcts import base
 from mcts import checks
 from mcts import dirichlet
 from mcts import qtransforms
+from mcts import rules
 from mcts import seq_halving
 from mcts.search import search
 from mcts.tree import Tree, log_prior
@@ -65,17 +65,12 @@ def muzero_policy(
   root = root.replace(prior_logits=noisy_root_logits(
       dirichlet_key, root.prior_logits, invalid_actions,
       dirichlet_fraction=dirichlet_fraction, dirichlet_alpha=dirichlet_alpha))
-  interior_fn = functools.partial(
-      action_selection.muzero_action_selection, pb_c_init=pb_c_init,
-      pb_c_base=pb_c_base, qtransform=qtransform)
-  root_fn = functools.partial(interior_fn, depth=0)
-  if _is_library_qtransform(qtransform):
-    root_fn, interior_fn = map(action_selection.reads_one_node,
-                               (root_fn, interior_fn))
+  # The rule describes itself to the search's lowering (`mcts.rules`).
+  rule = rules.Puct(pb_c_init=pb_c_init, pb_c_base=pb_c_base,
+                    qtransform=qtransforms.described(qtransform))
   tree = search(
       params, search_key, root=root, recurrent_fn=recurrent_fn,
-      root_action_selection_fn=root_fn,
-      interior_action_selection_fn=interior_fn,
+      root_action_selection_fn=rule, interior_action_selection_fn=rule,
       num_simulations=num_simulations, max_depth=max_depth,
       invalid_actions=invalid_actions, loop_fn=loop_fn,
       embedding_dtype=embedding_dtype, tree=tree, capacity=capacity,
@@ -138,26 +133,22 @@ def gumbel_muzero_policy(
     gumbel = gumbel_scale * jax.random.gumbel(
         gumbel_key, shape=root.prior_logits.shape,
         dtype=root.prior_logits.dtype)
+  described = qtransforms.described(qtransform)
   considered = None
-  if tree is None and _is_library_qtransform(qtransform):
+  # The library's Q-transforms treat all unvisited children alike.
+  if tree is None and isinstance(described, qtransforms.LIBRARY):
     considered = action_selection.considered_root_actions(
         gumbel, log_prior(root.prior_logits), invalid_actions,
         max_num_considered_actions)
-  root_fn = functools.partial(
-      action_selection.gumbel_muzero_root_action_selection,
-      num_simulations=num_simulations,
-      max_num_considered_actions=max_num_considered_actions,
-      qtransform=qtransform)
-  interior_fn = functools.partial(
-      action_selection.gumbel_muzero_interior_action_selection,
-      qtransform=qtransform)
-  if _is_library_qtransform(qtransform):
-    root_fn, interior_fn = map(action_selection.reads_one_node,
-                               (root_fn, interior_fn))
+  # The rules describe themselves to the search's lowering (`mcts.rules`).
   tree = search(
       params, rng_key, root=root, recurrent_fn=recurrent_fn,
-      root_action_selection_fn=root_fn,
-      interior_action_selection_fn=interior_fn,
+      root_action_selection_fn=rules.GumbelRoot(
+          num_simulations=num_simulations,
+          max_num_considered_actions=max_num_considered_actions,
+          qtransform=described),
+      interior_action_selection_fn=rules.GumbelInterior(
+          qtransform=described),
       num_simulations=num_simulations, max_depth=max_depth,
       invalid_actions=invalid_actions,
       extra_data=action_selection.GumbelMuZeroExtraData(
@@ -181,15 +172,6 @@ def gumbel_muzero_policy(
       root.prior_logits + completed_qvalues, invalid_actions))
   return base.PolicyOutput(action=action, action_weights=action_weights,
                            search_tree=tree)
-
-
-def _is_library_qtransform(qtransform) -> bool:
-  """Whether `qtransform` is one of this library's (or a partial of one)."""
-  while isinstance(qtransform, functools.partial):
-    qtransform = qtransform.func
-  return qtransform in (qtransforms.qtransform_by_min_max,
-                        qtransforms.qtransform_by_parent_and_siblings,
-                        qtransforms.qtransform_completed_by_mix_value)
 
 
 def mask_invalid_actions(logits, invalid_actions):

@@ -2,14 +2,21 @@
 
 Each takes ONE tree (as seen inside the batch map) and a scalar node index,
 and returns `[A]`.
+
+Each also has a description, a frozen callable that carries its numbers
+(`ByMinMax`, `ByParentAndSiblings`, `CompletedByMixValue`): the policies
+describe their selection rule with it (`mcts.rules`) so that a lowering can
+run the rule its own way. Users pass Q-transforms as mctx's users do, as
+the functions or `functools.partial`s of them; `described` turns those
+into descriptions, the one place that recognises a Q-transform.
 """
-from typing import NamedTuple, Optional
+import functools
+from typing import Any, NamedTuple, Optional
 
 import chex
 import jax
 import jax.numpy as jnp
 
-from mcts import base
 from mcts import reductions
 from mcts.tree import Tree
 
@@ -98,8 +105,9 @@ class ChildrenStats(NamedTuple):
 def children_stats(qvalues: chex.Array, visit_counts: chex.Array,
                    prior_probs: chex.Array) -> ChildrenStats:
   """The statistics of `ChildrenStats` from `[..., A]` rows: one variadic
-  reduction, with the visited Qs' extremes, where `base.reduce_in_one_pass`
-  says so; otherwise separate vectorised reductions, without them."""
+  reduction, with the visited Qs' extremes, where
+  `reductions.reduce_in_one_pass` says so; otherwise separate vectorised
+  reductions, without them."""
   visited = visit_counts > 0
   # Keeps the weighted mean finite when visited actions have zero prior.
   prior_probs = jnp.maximum(jnp.finfo(prior_probs.dtype).tiny, prior_probs)
@@ -107,7 +115,7 @@ def children_stats(qvalues: chex.Array, visit_counts: chex.Array,
   terms = (visit_counts, visit_counts,
            jnp.where(visited, prior_probs, zero),
            jnp.where(visited, prior_probs * qvalues, zero))
-  if not base.reduce_in_one_pass(qvalues):
+  if not reductions.reduce_in_one_pass(qvalues):
     reducers = (reductions.row_sum, reductions.row_max, reductions.row_sum,
                 reductions.row_sum)
     return ChildrenStats(*(r(t) for r, t in zip(reducers, terms)))
@@ -157,3 +165,75 @@ def mixed_value(raw_value: chex.Array, stats: ChildrenStats) -> chex.Array:
   weighted_q = jnp.where(stats.visited_mass > 0,
                          stats.visited_pi_q / stats.visited_mass, 0.0)
   return (raw_value + total * weighted_q) / (total + 1)
+
+
+class ByMinMax(NamedTuple):
+  """`qtransform_by_min_max` with its numbers; called, it is that
+  Q-transform."""
+  min_value: Any
+  max_value: Any
+
+  def __call__(self, tree: Tree, node_index: chex.Numeric) -> chex.Array:
+    return qtransform_by_min_max(tree, node_index, min_value=self.min_value,
+                                 max_value=self.max_value)
+
+
+class ByParentAndSiblings(NamedTuple):
+  """`qtransform_by_parent_and_siblings` with its numbers (its defaults
+  unless given)."""
+  epsilon: Any = 1e-8
+
+  def __call__(self, tree: Tree, node_index: chex.Numeric) -> chex.Array:
+    return qtransform_by_parent_and_siblings(tree, node_index,
+                                             epsilon=self.epsilon)
+
+
+class CompletedByMixValue(NamedTuple):
+  """`qtransform_completed_by_mix_value` with its numbers (its defaults
+  unless given)."""
+  value_scale: Any = 0.1
+  maxvisit_init: Any = 50.0
+  rescale_values: bool = True
+  use_mixed_value: bool = True
+  epsilon: Any = 1e-8
+
+  def __call__(self, tree: Tree, node_index: chex.Numeric) -> chex.Array:
+    return qtransform_completed_by_mix_value(tree, node_index,
+                                             **self._asdict())
+
+
+# The descriptions of the library's Q-transforms, by the function each
+# describes.
+LIBRARY = (ByMinMax, ByParentAndSiblings, CompletedByMixValue)
+_DESCRIPTION_OF = (
+    (qtransform_by_min_max, ByMinMax),
+    (qtransform_by_parent_and_siblings, ByParentAndSiblings),
+    (qtransform_completed_by_mix_value, CompletedByMixValue),
+)
+
+
+def described(qtransform):
+  """`qtransform` as a description (one of `LIBRARY`) where it is one of
+  this library's Q-transforms: a description already, the function itself,
+  or a `functools.partial` of it with keyword arguments only (as mctx's
+  users write `functools.partial(qtransform_by_min_max, min_value=-1,
+  max_value=1)`); any other Q-transform is returned unchanged.
+
+  The description computes the same values (it calls the same function
+  with the same numbers); it only makes them readable to whoever lowers a
+  selection rule.
+  """
+  if isinstance(qtransform, LIBRARY):
+    return qtransform
+  func, keywords = qtransform, {}
+  if isinstance(qtransform, functools.partial):
+    if qtransform.args:
+      return qtransform
+    func, keywords = qtransform.func, qtransform.keywords
+  description = next((d for f, d in _DESCRIPTION_OF if f is func), None)
+  if description is None or not set(keywords) <= set(description._fields):
+    return qtransform
+  try:
+    return description(**keywords)
+  except TypeError:  # A required number left out: the call fails later.
+    return qtransform

@@ -7,28 +7,27 @@ Each of the `num_simulations` iterations of the outer loop
   2. expands: calls `recurrent_fn` once on the whole batch and writes the new
      nodes (one scatter per array);
   3. backs up: updates the visit counts and mean values of the nodes on the
-     path the walk recorded, all levels at once (one scatter per array, a
-     static bound, no loop); on the CPU level by level (`cpu_backup`).
+     path, touching only those entries.
 The work per simulation is O(depth x A) per tree, independent of the tree's
 size, unlike carrying the whole tree through a vmapped loop.
+
+How the walk and the backup are made fast on each platform (a kernel, a
+loop of levels, ...) is `mcts.lowering`'s business; every lowering builds
+the same trees.
 """
-import dataclasses
-import functools
 from typing import Any, Optional
 
 import chex
 import jax
 import jax.numpy as jnp
 
-from mcts import accelerated
 from mcts import base
 from mcts import checks
-from mcts import cpu_backup
-from mcts import cpu_splits
 from mcts import hashing
-from mcts import loops
-from mcts import reductions
-from mcts.tree import Tree, init_tree, log_prior, with_new_root
+from mcts.lowering import backup
+from mcts.lowering import walks
+from mcts.subtree import with_new_root
+from mcts.tree import Tree, init_tree, log_prior
 
 
 def search(
@@ -117,10 +116,9 @@ def search(
   first_free = jnp.maximum(jnp.sum(tree.node_visits > 0, axis=1), 1)
 
   def one_simulation(sim, tree):
-    # The walk: generic, or one kernel where `accelerated` says so.
-    parent, action, path, depth = accelerated.simulate(
+    parent, action, path, depth = simulate(
         keys[sim, 0], tree, root_action_selection_fn,
-        interior_action_selection_fn, max_depth, generic=simulate)
+        interior_action_selection_fn, max_depth)
     child = tree.children_index[batch_range, parent, action]
     leaf = jnp.where(child < 0, first_free + sim, child).astype(jnp.int32)
     has_room = None
@@ -138,28 +136,14 @@ def search(
   return loop_fn(0, num_simulations, one_simulation, tree)
 
 
-@chex.dataclass(frozen=True)
-class _Walk:
-  """The small carry of `simulate`'s loop; every field but `path` is
-  `[B]`."""
-  node: chex.Array       # The node whose action was just selected.
-  action: chex.Array     # The action selected at `node`.
-  next_node: chex.Array  # children_index[node, action], < 0 if none.
-  depth: chex.Array      # Depth of `next_node`.
-  continuing: chex.Array
-  path: chex.Array       # `[B, L + 1]`: the node at each depth < `depth`.
-
-
 def simulate(rng_key: chex.PRNGKey, tree: Tree, root_action_selection_fn,
              interior_action_selection_fn, max_depth: int):
   """Walks each tree from its root to the edge where it will expand.
 
   The walk stops at the first action whose child is not expanded yet, or
   when the next node would be at depth `max_depth`. The selection rules get
-  a distinct key per tree and depth, derived from `rng_key`. When both are
-  marked by `action_selection.reads_one_node` and
-  `cpu_splits.avoid_cpu_splits` holds, they get, on the CPU, a one-node view
-  of the tree: node 0 holding the rows of the node they select at.
+  a distinct key per tree and depth, derived from `rng_key`. The walk is
+  the one `lowering.walks.walk` lowers for the platform.
 
   The tree is read through `jax.lax.stop_gradient`: the choices are
   piecewise constant in the tree's values, and the loop then carries no
@@ -169,88 +153,11 @@ def simulate(rng_key: chex.PRNGKey, tree: Tree, root_action_selection_fn,
     parent `[B]` int32 and action `[B]` int32: the leaf edge of every tree;
     path `[B, L + 1]` int32, L = min(max_depth, N - 1): the nodes the walk
     went through, root first (path[b, d] for d < depth[b]; the rest
-    unspecified); depth `[B]` int32: the leaf's depth.
+    unspecified, on the CPU all of it); depth `[B]` int32: the leaf's depth.
   """
-  tree = jax.lax.stop_gradient(tree)
-  batch_size, num_nodes = tree.node_visits.shape
-  batch_range = jnp.arange(batch_size)
-  one_node = cpu_splits.avoid_cpu_splits(tree) and all(
-      getattr(fn, "reads_one_node", False)
-      for fn in (root_action_selection_fn, interior_action_selection_fn))
-  roots = jnp.full((batch_size,), Tree.ROOT_INDEX, jnp.int32)
-
-  def select(selection_fn, view, node, depth=None):
-    """Applies a one-tree selection rule to every tree of the batch."""
-    salt = batch_range if depth is None else depth * batch_size + batch_range
-    keys = hashing.derive_keys(rng_key, salt)
-    args = (keys, view, node) if depth is None else (keys, view, node, depth)
-    if batch_size == 1:  # One tree: no batch axis in its indexing at all.
-      action = selection_fn(*jax.tree.map(lambda x: x[0], args))
-      return jnp.asarray(action, jnp.int32)[None]
-    return jnp.asarray(jax.vmap(selection_fn, axis_name=base.TREE_AXIS)(
-        *args), jnp.int32)
-
-  def view_at(node, buffers):
-    """The tree and node indices `[B]` the rules read for `node`: a one-node
-    view read through `buffers` if any."""
-    if buffers is None:
-      return tree, node, None
-    view, buffers = cpu_splits.node_view(tree, node, buffers)
-    return view, roots, buffers
-
-  def advance(view, at, action, depth):
-    next_node = view.children_index[batch_range, at, action]
-    continuing = (next_node >= 0) & (depth < max_depth)
-    return next_node, continuing
-
-  # The root's rows are static slices, which XLA does not split.
-  view = cpu_splits.root_view(tree) if one_node else tree
-  action = select(root_action_selection_fn, view, roots)
-  depth = jnp.ones_like(roots)
-  next_node, continuing = advance(view, roots, action, depth)
-  path = jnp.full((batch_size, min(max_depth, num_nodes - 1) + 1),
-                  Tree.ROOT_INDEX, jnp.int32)
-  start = _Walk(node=roots, action=action, next_node=next_node, depth=depth,
-                continuing=continuing, path=path)
-
-  def step(state, record):
-    # A finished walk keeps its node, action and depth, so `advance` gives
-    # it back its own next node and `continuing` (False) again.
-    walk, buffers = state
-    go = walk.continuing
-    node = jnp.where(go, walk.next_node, walk.node)
-    view, at, buffers = view_at(node, buffers)
-    action = jnp.where(go, select(interior_action_selection_fn, view, at,
-                                  walk.depth), walk.action)
-    # `node` is at depth `walk.depth` (< L); a finished walk rewrites its
-    # leaf's entry, which `backward` does not read.
-    path = walk.path
-    if record:
-      path = path.at[batch_range, walk.depth].set(node, mode="drop",
-                                                  unique_indices=True)
-    depth = walk.depth + go
-    next_node, continuing = advance(view, at, action, depth)
-    return _Walk(node=node, action=action, next_node=next_node, depth=depth,
-                 continuing=continuing, path=path), buffers
-
-  def walk_on(platform):
-    """The walk as lowered for `platform`: on the CPU the one-node views
-    are read through buffers carried along (`cpu_splits.node_rows`), and
-    the path is not recorded (the CPU's backup finds it by the parents)."""
-    def run(start):
-      buffers = None
-      if one_node and platform == "cpu":
-        buffers = cpu_splits.row_buffers(tree)
-      return loops.levels_loop(
-          lambda state: reductions.row_any(state[0].continuing),
-          functools.partial(step, record=platform != "cpu"),
-          loops.LEVELS_PER_ITERATION[platform])((start, buffers))[0]
-    return run
-
-  end = loops.by_platform(
-      start, **{platform: walk_on(platform)
-                for platform in loops.LEVELS_PER_ITERATION})
-  return end.node, end.action, end.path, end.depth
+  return walks.walk(rng_key, jax.lax.stop_gradient(tree),
+                    root_action_selection_fn, interior_action_selection_fn,
+                    max_depth)
 
 
 def expand(params, rng_key, tree: Tree, recurrent_fn, parent, action,
@@ -335,70 +242,7 @@ def _mask_new_node(prior_logits, invalid_actions):
 
 def backward(tree: Tree, leaf: chex.Array, path: chex.Array,
              depth: chex.Array) -> Tree:
-  """Backs the leaves' values up to the roots (`backward_along_path`).
-
-  On the CPU the backup goes level by level (`cpu_backup.backward`), which
-  measured faster there, and the walk does not record the paths. The
-  derivatives are `backward_along_path`'s on every platform: its updates
-  have a static bound and can be reversed.
-
-  Args:
-    tree: the tree after `expand`.
-    leaf: `[B]` int32 index of the just evaluated leaves.
-    path: `[B, L + 1]` int32, the leaves' ancestors from the root
-      (`path[b, d]` for `d < depth[b]`; on the CPU unspecified).
-    depth: `[B]` int32 depth of the leaves, 0 for a simulation that
-      changes nothing.
-  """
-  # Only the node and edge arrays go through `_backward`: what passes a
-  # custom derivative unchanged is no longer known to XLA as unchanged.
-  arrays = {f: getattr(tree, f) for f in Tree.NODE_FIELDS + Tree.EDGE_FIELDS}
-  return tree.replace(**_backward(arrays, leaf, path, depth))
-
-
-def _arrays_tree(arrays) -> Tree:
-  """A `Tree` of the node and edge `arrays` only (the rest None)."""
-  return Tree(**{f.name: arrays.get(f.name)
-                 for f in dataclasses.fields(Tree)})
-
-
-def _updated(tree: Tree):
-  """The arrays of `tree` a backup changes, by name."""
-  return {f: getattr(tree, f) for f in _UPDATED_FIELDS}
-
-
-# The arrays a backup changes.
-_UPDATED_FIELDS = ("node_visits", "node_values", "children_visits",
-                   "children_qvalues")
-
-
-@jax.custom_jvp
-def _backward(arrays, leaf, path, depth):
-  """`backward` on the node and edge arrays; returns the updated ones."""
-  tree = _arrays_tree(arrays)
-  return _updated(loops.by_platform(
-      tree, leaf, path, depth, default=backward_along_path,
-      cpu=lambda tree, leaf, path, depth: cpu_backup.backward(tree, leaf)))
-
-
-@_backward.defjvp
-def _backward_jvp(primals, tangents):
-  arrays, leaf, path, depth = primals
-  tree = _arrays_tree(arrays)
-  path = loops.by_platform(
-      tree, leaf, path, depth, cpu=cpu_backup.recorded_path,
-      default=lambda tree, leaf, path, depth: path)
-  _, updated_dot = jax.jvp(
-      lambda arrays: _updated(backward_along_path(
-          _arrays_tree(arrays), leaf, path, depth)), (arrays,),
-      (tangents[0],))
-  return _backward(arrays, leaf, path, depth), updated_dot
-
-
-def backward_along_path(tree: Tree, leaf: chex.Array, path: chex.Array,
-                        depth: chex.Array) -> Tree:
-  """Backs the leaves' values up to the roots along the recorded paths, all
-  levels at once: one gather and one scatter per array, no loop.
+  """Backs the leaves' values up to the roots.
 
   For each edge (n_k, a_k) -> n_{k+1} of the path n_0 (root), ..., n_D
   (leaf), k < D:
@@ -406,54 +250,16 @@ def backward_along_path(tree: Tree, leaf: chex.Array, path: chex.Array,
     V(n_k) <- (V(n_k) * N(n_k) + G_k) / (N(n_k) + 1)
     N(n_k) <- N(n_k) + 1,  N(n_k, a_k) <- N(n_k, a_k) + 1
     Q(n_k, a_k) <- r(n_{k+1}) + discount(n_{k+1}) * V(n_{k+1})
-  with V(n_{k+1}) already updated. The returns G_k, a reverse composition
-  of the affine maps x -> r + discount * x, come from an associative scan
-  (equal to the level-by-level sums up to rounding: another order). The
-  nodes of a path are distinct, so the levels' updates do not interfere.
-  Arguments as in `backward`.
+  with V(n_{k+1}) already updated, as `lowering.backup.backward` lowers it
+  for the platform (with the derivatives of the loop-free backup along the
+  path).
+
+  Args:
+    tree: the tree after `expand`.
+    leaf: `[B]` int32 index of the just evaluated leaves.
+    path: `[B, L + 1]` int32, the leaves' ancestors from the root
+      (`path[b, d]` for `d < depth[b]`), as `simulate` gives it.
+    depth: `[B]` int32 depth of the leaves, 0 for a simulation that
+      changes nothing.
   """
-  batch_size, num_nodes = tree.node_visits.shape
-  length = path.shape[1] - 1  # L, the most edges a path can have.
-  rows = jnp.arange(batch_size)[:, None]
-  level = jnp.arange(length)[None]
-  nodes = jnp.where(level == depth[:, None], leaf[:, None], path[:, :-1])
-  nodes = jnp.concatenate([nodes, leaf[:, None]], axis=1)
-  parent, child = nodes[:, :-1], nodes[:, 1:]  # `[B, L]` each.
-  on_path = level < depth[:, None]
-  reward = tree.node_rewards[rows, child]
-  discount = tree.node_discounts[rows, child]
-  action = jnp.maximum(tree.action_from_parent[rows, child], 0)
-
-  def compose(outer, inner):
-    """x -> outer(inner(x)) for affine maps (r, discount)."""
-    return (outer[0] + outer[1] * inner[0], outer[1] * inner[1])
-
-  # The maps of the edges below each parent, composed from the leaf up.
-  # (Levels off the path are the identity; the reverse scan calls
-  # `fn(inner, outer)`: the map of the lower level comes first.)
-  zero = jnp.zeros((), reward.dtype)
-  offset, scale = jax.lax.associative_scan(
-      lambda inner, outer: compose(outer, inner),
-      (jnp.where(on_path, reward, zero),
-       jnp.where(on_path, discount, zero + 1)), reverse=True, axis=1)
-  leaf_value = tree.node_values[rows[:, 0], leaf]
-  returns = offset + scale * leaf_value[:, None]
-  count = tree.node_visits[rows, parent] + 1
-  old_value = tree.node_values[rows, parent]
-  parent_value = old_value + (returns - old_value) / count
-  child_value = jnp.where(
-      level + 1 < depth[:, None],
-      jnp.concatenate([parent_value[:, 1:], parent_value[:, :1]], axis=1),
-      leaf_value[:, None])
-  # Levels off the path write out of bounds (dropped), each to its own
-  # index so that the indices stay unique.
-  target = jnp.where(on_path, parent, num_nodes + level)
-  in_place = dict(mode="drop", unique_indices=True)
-  return tree.replace(
-      node_visits=tree.node_visits.at[rows, target].add(1, **in_place),
-      node_values=tree.node_values.at[rows, target].set(parent_value,
-                                                        **in_place),
-      children_visits=tree.children_visits.at[rows, target, action].add(
-          1, **in_place),
-      children_qvalues=tree.children_qvalues.at[rows, target, action].set(
-          reward + discount * child_value, **in_place))
+  return backup.backward(tree, leaf, path, depth)

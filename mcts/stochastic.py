@@ -28,9 +28,12 @@ How it maps onto `search`:
   the batch needs it (at most one model call per simulation while the batch
   agrees, e.g. always for a single tree; two when it does not); under `vmap`
   the conds become selects and both run, as in mctx.
+
+The data types (`DecisionRecurrentFnOutput`, `ChanceRecurrentFnOutput`,
+`StochasticRecurrentState`) are in `mcts.base`.
 """
 import functools
-from typing import Any, Callable, Optional, Tuple
+from typing import Optional
 
 import chex
 import jax
@@ -41,67 +44,11 @@ from mcts import base
 from mcts import checks
 from mcts import policies
 from mcts import qtransforms
+from mcts.base import ChanceRecurrentFn
+from mcts.base import DecisionRecurrentFn
+from mcts.base import StochasticRecurrentState
 from mcts.search import search
 from mcts.tree import Tree
-
-
-@chex.dataclass(frozen=True)
-class DecisionRecurrentFnOutput:
-  """What the model gives for an action taken at a decision node.
-
-  Attributes:
-    chance_logits: `[B, C]` logits of the `C` chance outcomes at the
-      afterstate.
-    afterstate_value: `[B]` value of the afterstate.
-  """
-  chance_logits: chex.Array
-  afterstate_value: chex.Array
-
-
-@chex.dataclass(frozen=True)
-class ChanceRecurrentFnOutput:
-  """What the model gives for a chance outcome at an afterstate.
-
-  Attributes:
-    action_logits: `[B, A]` policy logits at the new state.
-    value: `[B]` value of the new state.
-    reward: `[B]` reward on the transition into the new state.
-    discount: `[B]` discount on that transition (-1 between the plies of a
-      two-player zero-sum game).
-  """
-  action_logits: chex.Array
-  value: chex.Array
-  reward: chex.Array
-  discount: chex.Array
-
-
-@chex.dataclass(frozen=True)
-class StochasticRecurrentState:
-  """The embedding a Stochastic MuZero search stores for each node.
-
-  Attributes:
-    state_embedding: pytree `[B, ...]`, the state (meaningful at decision
-      nodes; at a chance node, the state it was reached from).
-    afterstate_embedding: pytree `[B, ...]`, the afterstate (meaningful at
-      chance nodes; at a decision node below the root, the afterstate it
-      was reached from; zeros at the root).
-    is_decision_node: `[B]` bool.
-  """
-  state_embedding: Any
-  afterstate_embedding: Any
-  is_decision_node: chex.Array
-
-
-# decision_recurrent_fn(params, rng_key, action [B], state_embedding) ->
-#     (DecisionRecurrentFnOutput, afterstate_embedding)
-DecisionRecurrentFn = Callable[
-    [base.Params, chex.PRNGKey, chex.Array, Any],
-    Tuple[DecisionRecurrentFnOutput, Any]]
-# chance_recurrent_fn(params, rng_key, chance_outcome [B],
-#     afterstate_embedding) -> (ChanceRecurrentFnOutput, state_embedding)
-ChanceRecurrentFn = Callable[
-    [base.Params, chex.PRNGKey, chex.Array, Any],
-    Tuple[ChanceRecurrentFnOutput, Any]]
 
 
 def stochastic_muzero_policy(
@@ -185,11 +132,11 @@ def stochastic_muzero_policy(
   dummy_action = jnp.zeros((batch_size,), jnp.int32)
   decision_probe, afterstate_probe = decision_recurrent_fn(
       params, rng_key, dummy_action, root.embedding)
-  _check_decision_output(decision_probe, batch_size)
+  checks.check_decision_output(decision_probe, batch_size)
   num_outcomes = decision_probe.chance_logits.shape[-1]
   chance_probe, state_probe = chance_recurrent_fn(
       params, rng_key, dummy_action, afterstate_probe)
-  _check_chance_output(chance_probe, state_probe, root.embedding,
+  checks.check_chance_output(chance_probe, state_probe, root.embedding,
                        batch_size, num_actions)
   width = max(num_actions, num_outcomes)
 
@@ -337,57 +284,3 @@ def _first_children(tree: Tree, num: int) -> Tree:
       children_visits=first(tree.children_visits),
       children_qvalues=first(tree.children_qvalues),
       root_invalid_actions=first(tree.root_invalid_actions))
-
-
-def _shape(x):
-  return tuple(getattr(x, "shape", ()))
-
-
-def _check_decision_output(output, batch_size):
-  if not (hasattr(output, "chance_logits") and
-          hasattr(output, "afterstate_value")):
-    raise TypeError(
-        "decision_recurrent_fn must return (DecisionRecurrentFnOutput("
-        "chance_logits [B, C], afterstate_value [B]), afterstate_embedding); "
-        f"got {type(output).__name__} as its first element.")
-  shape = _shape(output.chance_logits)
-  if len(shape) != 2 or shape[0] != batch_size or shape[1] < 1:
-    raise ValueError("decision_recurrent_fn returned chance_logits of shape "
-                     f"{shape}; expected [B, C] with B={batch_size}.")
-  if _shape(output.afterstate_value) != (batch_size,):
-    raise ValueError("decision_recurrent_fn returned afterstate_value of "
-                     f"shape {_shape(output.afterstate_value)}; expected "
-                     f"[{batch_size}] ([B]).")
-
-
-def _check_chance_output(output, state, root_embedding, batch_size,
-                         num_actions):
-  fields = ("action_logits", "value", "reward", "discount")
-  if not all(hasattr(output, f) for f in fields):
-    raise TypeError(
-        "chance_recurrent_fn must return (ChanceRecurrentFnOutput("
-        "action_logits [B, A], value [B], reward [B], discount [B]), "
-        f"state_embedding); got {type(output).__name__} as its first "
-        "element.")
-  expected = {"action_logits": (batch_size, num_actions),
-              "value": (batch_size,), "reward": (batch_size,),
-              "discount": (batch_size,)}
-  for field, shape in expected.items():
-    got = _shape(getattr(output, field))
-    if got != shape:
-      raise ValueError(
-          f"chance_recurrent_fn returned {field} of shape {got}; expected "
-          f"{list(shape)} (B={batch_size}, A={num_actions} from "
-          "root.prior_logits).")
-  if jax.tree.structure(state) != jax.tree.structure(root_embedding):
-    raise TypeError(
-        "chance_recurrent_fn returned a state embedding with structure "
-        f"{jax.tree.structure(state)}; expected the structure of "
-        f"root.embedding, {jax.tree.structure(root_embedding)}.")
-  for old, new in zip(jax.tree.leaves(root_embedding),
-                      jax.tree.leaves(state)):
-    if _shape(old) != _shape(new) or old.dtype != new.dtype:
-      raise ValueError(
-          "chance_recurrent_fn returned a state embedding leaf "
-          f"{new.dtype}{list(_shape(new))}; expected "
-          f"{old.dtype}{list(_shape(old))} (as in root.embedding).")

@@ -1,8 +1,8 @@
 """Search time against the tree levels taken per `while_loop` iteration.
 
 The walk and the backup of `mcts.search` loop over tree levels, and
-`mcts.loops.LEVELS_PER_ITERATION` sets, per platform, how many levels one
-iteration takes (see `while_levels`). This times our policies with each
+`mcts.lowering.platforms.LEVELS_PER_ITERATION` sets, per platform, how many
+levels one iteration takes (see `while_levels`). This times our policies with each
 value on the current default device, next to mctx, interleaved (median of
 --repeats), and checks that every value gives the same tree.
 
@@ -17,7 +17,7 @@ import mcts
 from benchmarks import common
 from benchmarks import models
 from benchmarks import throughput
-from mcts import loops as search_loops
+from mcts.lowering import platforms
 
 CELLS = ("gumbel,1,16,64 gumbel,256,16,64 gumbel,16,362,256 "
          "muzero,1,16,64 muzero,256,16,64 muzero,1,362,256")
@@ -37,7 +37,7 @@ def bench_cell(cell, levels, libs, repeats, seed):
   root = models.root_output(mcts, model, root_key, cell.batch)
   runs, first_tree = {}, None
   for k in levels:
-    search_loops.LEVELS_PER_ITERATION = dict(cpu=k, default=k)
+    platforms.LEVELS_PER_ITERATION = dict(cpu=k, default=k)
     run = compiled_search(mcts, cell, model, root, warm_key)
     tree = jax.block_until_ready(run(warm_key)).search_tree
     if first_tree is None:
@@ -68,7 +68,7 @@ def main(argv=None):
   libs = throughput.load_libraries(args.no_mctx)
   env = common.environment()
   print(f"jax {env['jax_version']} on {env['device']}", flush=True)
-  saved = dict(search_loops.LEVELS_PER_ITERATION)
+  saved = dict(platforms.LEVELS_PER_ITERATION)
   records = []
   try:
     for spec in args.cells.split():
@@ -83,7 +83,7 @@ def main(argv=None):
       if args.out:
         common.write_json(args.out, dict(env, cells=records))
   finally:
-    search_loops.LEVELS_PER_ITERATION = saved
+    platforms.LEVELS_PER_ITERATION = saved
   header = ["cell"] + list(records[0]["ms"]) if records else ["cell"]
   print(common.format_table(header, [
       [r["label"]] + [f"{v:.2f}" for v in r["ms"].values()] for r in records],

@@ -26,7 +26,6 @@ many `recurrent_fn` calls alone). Per cell:
   python -m benchmarks.studies.selection_floor --policies muzero --actions 362
 """
 import argparse
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -35,18 +34,11 @@ import numpy as np
 from benchmarks import common
 from benchmarks import throughput
 import mcts
-from mcts import action_selection
 from mcts import hashing
-from mcts import qtransforms
+from mcts import rules
 
-INTERIOR_RULES = {
-    "muzero": functools.partial(
-        action_selection.muzero_action_selection,
-        qtransform=qtransforms.qtransform_by_parent_and_siblings),
-    "gumbel": functools.partial(
-        action_selection.gumbel_muzero_interior_action_selection,
-        qtransform=qtransforms.qtransform_completed_by_mix_value),
-}
+# The policies' interior rules, with their default numbers.
+INTERIOR_RULES = {"muzero": rules.Puct(), "gumbel": rules.GumbelInterior()}
 VIEW_FIELDS = mcts.Tree.NODE_FIELDS + mcts.Tree.EDGE_FIELDS
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import mcts
-from mcts import loops
+from mcts.lowering import platforms
 
 BATCH, ACTIONS, SIMULATIONS = 2, 3, 10
 
@@ -77,7 +77,7 @@ def test_grad_matches_finite_differences_and_jvp(policy, platform):
       grad, jvp, plus, minus, at = jax.device_get(run())
     else:
       jax.clear_caches()
-      with loops.forced_platform(platform):
+      with platforms.forced_platform(platform):
         grad, jvp, plus, minus, at = jax.device_get(run())
       jax.clear_caches()
   # The perturbation changes no choice of the search.

@@ -19,7 +19,7 @@ Summary of the semantics (see the docstrings below for details):
 * ``Q(s, a) = r(s, a) + d(s, a) * value(child)`` for visited children.
 
 Use :func:`reference_search` for one tree, :func:`reference_search_batch`
-for a whole :class:`tests.problems.Problem` batch.
+for a whole :class:`tests.mcts.problems.Problem` batch.
 
 The reference also measures how well-conditioned the run was: the smallest
 gap between the best and the second-best selection score seen in any
@@ -441,7 +441,7 @@ def reference_search(problem: Any, b: int, root_fn_outputs: Any = None, *,
                      max_depth: Optional[int] = None,
                      invalid_actions: Optional[np.ndarray] = None,
                      **kwargs) -> ReferenceResult:
-  """Searches tree ``b`` of a :class:`tests.problems.Problem`.
+  """Searches tree ``b`` of a :class:`tests.mcts.problems.Problem`.
 
   Args:
     problem: provides ``np_step(embedding, action)`` (and ``np_root(b)``).

@@ -13,7 +13,7 @@ The embedding of a search node is simply its int32 state id, so the same
 problem can drive the JAX searches (``mcts`` and DeepMind's ``mctx``; both
 are passed in as a module so that their own ``RootFnOutput`` /
 ``RecurrentFnOutput`` classes are used) and the pure numpy reference in
-``tests/reference_search.py`` (via :meth:`Problem.np_step`).
+``tests/mcts/reference_search.py`` (via :meth:`Problem.np_step`).
 
 All JAX-side data is float32 / int32. The numpy side reads the *same* float32
 numbers and promotes them to float64, so both see bit-identical inputs.
@@ -26,6 +26,8 @@ import functools
 from typing import Any, Optional, Tuple
 
 import numpy as np
+
+from tests.mcts import reference_search as rs
 
 DISCOUNT_KINDS = ("one", "gamma", "zero_sum", "mixed")
 
@@ -303,7 +305,6 @@ def qtransform_for(module: Any, case: Case):
 
 def reference_kwargs(case: Case) -> dict:
   """Keyword arguments for ``reference_search`` matching the case."""
-  from tests import reference_search as rs  # pylint: disable=g-import-not-at-top
   kw = dict(policy=case.policy, num_simulations=case.num_simulations,
             max_depth=case.max_depth, **dict(case.policy_kwargs))
   qt = qtransform_for(rs, case)
@@ -325,7 +326,6 @@ def case_problems(case: Case, tol: float = 1e-4, max_tries: int = 50):
   """
   if case in _CASE_PROBLEMS:
     return _CASE_PROBLEMS[case]
-  from tests import reference_search as rs  # pylint: disable=g-import-not-at-top
   out = []
   for k, kind in enumerate(case.discount_kinds):
     for attempt in range(max_tries):

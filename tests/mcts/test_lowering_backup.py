@@ -1,7 +1,6 @@
 """The loop-free backup along the recorded path (the accelerators' lowering)
 against the level-by-level backup (the CPU's): the same trees."""
 import functools
-import importlib
 
 import jax
 import jax.numpy as jnp
@@ -9,13 +8,11 @@ import numpy as np
 import pytest
 
 import mcts
-from mcts import cpu_backup
-from mcts import loops
-from tests import problems
-from tests import test_stochastic
-
-search_module = importlib.import_module("mcts.search")  # Not the function.
-
+from mcts.lowering import backup
+from mcts.lowering import cpu_backup
+from mcts.lowering import platforms
+from tests.mcts import problems
+from tests.mcts import test_stochastic
 
 def _assert_same(a, b):
   """Integer leaves equal; float leaves equal up to rounding (the returns
@@ -34,7 +31,7 @@ def _on_both_lowerings(fn, *args):
   jax.clear_caches()
   cpu = jax.jit(fn)(*args)
   jax.clear_caches()  # Or jit would reuse the program traced above.
-  with loops.forced_platform("default"):
+  with platforms.forced_platform("default"):
     accelerator = jax.jit(fn)(*args)
   jax.clear_caches()
   return cpu, accelerator
@@ -45,7 +42,7 @@ def _both_backups(tree, leaf, depth, length):
   path = jnp.zeros((leaf.shape[0], length + 1), jnp.int32)
   path = cpu_backup.recorded_path(tree, leaf, path, depth)
   return (cpu_backup.backward_by_level(tree, leaf),
-          search_module.backward_along_path(tree, leaf, path, depth))
+          backup.backward_along_path(tree, leaf, path, depth))
 
 
 @pytest.mark.parametrize("discount_kind", ["mixed", "zero_sum"])

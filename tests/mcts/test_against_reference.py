@@ -1,10 +1,10 @@
 """Checks this project's `mcts` against the numpy reference and against mctx.
 
-The reference (tests/reference_search.py) is itself validated against mctx in
-test_reference_vs_mctx.py. Problems and configurations come from
-tests/problems.py; all problems are filtered to be free of near-ties, so the
-searches are fully determined (no dependence on tie-breaking noise or float32
-rounding).
+The reference (tests/mcts/reference_search.py) is itself validated against
+mctx in test_reference_vs_mctx.py. Problems and configurations come from
+tests/mcts/problems.py; all problems are filtered to be free of near-ties,
+so the searches are fully determined (no dependence on tie-breaking noise
+or float32 rounding).
 """
 
 import jax
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import mcts
-from tests import problems
-from tests import reference_search as rs
+from tests.mcts import problems
+from tests.mcts import reference_search as rs
 
 CASE_PARAMS = (
     [pytest.param(c, id=c.name) for c in problems.CASES] +

@@ -1,4 +1,5 @@
-"""The walk kernel (`mcts.pallas_walk`, chosen by `mcts.accelerated`) builds
+"""The walk kernel (`mcts.lowering.pallas_walk`, chosen by
+`mcts.lowering.walks`) builds
 the same trees as the generic walk: run in Pallas' interpreter on the CPU,
 on random problems; and it lowers for CUDA as one Triton call."""
 import dataclasses
@@ -10,13 +11,14 @@ import numpy as np
 import pytest
 
 import mcts
-from mcts import accelerated
 from mcts import action_selection
-from mcts import loops
-from mcts import pallas_walk
 from mcts import qtransforms
+from mcts import rules
 from mcts import stochastic
-from tests import problems
+from mcts.lowering import platforms
+from mcts.lowering import walks
+from tests.mcts import problems
+from tests.mcts import test_stochastic
 
 
 def _interior_invalid_recurrent_fn(base_fn, num_actions):
@@ -51,9 +53,9 @@ def _both_walks(fn, *args):
   """`fn(*args)`, jitted, with the generic walk and with the kernel (in
   Pallas' interpreter). The walk is chosen when `fn` is traced: each
   mode jits a function of its own, which JAX traces anew."""
-  with accelerated.walk_kernel("never"):
+  with walks.walk_kernel("never"):
     generic = jax.device_get(jax.jit(lambda *a: fn(*a))(*args))
-  with accelerated.walk_kernel("always", interpret=True):
+  with walks.walk_kernel("always", interpret=True):
     kernel = jax.device_get(jax.jit(lambda *a: fn(*a))(*args))
   return generic, kernel
 
@@ -104,14 +106,14 @@ def test_kernel_builds_the_generic_trees(case):
     "gumbel-zero_sum-invalid-depth"])
 def test_kernel_path_feeds_the_accelerator_backup(case):
   """With an accelerator's lowering forced on the CPU, the backup goes along
-  the walk's recorded path (`search.backward_along_path`): the kernel's
+  the walk's recorded path (`lowering.backup.backward_along_path`): the kernel's
   path and depth give it the generic walk's trees exactly."""
   policy, batch, actions, discounts, kwargs = CASES[case]
   problem = problems.make_problem(2, num_actions=actions, batch_size=batch,
                                   discount_kind=discounts, with_invalid=True)
   fn = _policy_fn(policy, problem, **kwargs)
   jax.clear_caches()
-  with loops.forced_platform("default"):
+  with platforms.forced_platform("default"):
     generic, kernel = _both_walks(fn, problem.params(), jax.random.PRNGKey(5))
   jax.clear_caches()
   _assert_same_trees(generic, kernel)
@@ -132,20 +134,20 @@ def test_kernel_breaks_ties_by_the_same_noise():
 
 
 def test_kernel_skips_root_invalid_actions_with_unmasked_priors():
-  """`search` with the library's pUCT rules and root priors that favour
-  the invalid actions (the policies mask them, `search` does not): both
-  walks skip them alike."""
+  """`search` with the library's pUCT rule (`rules.Puct`, as the policies
+  describe it) and root priors that favour the invalid actions (the
+  policies mask them, `search` does not): both walks skip them alike."""
   problem = problems.make_problem(3, num_actions=5, batch_size=3,
                                   with_invalid=True, invalid_prob=0.5)
   logits = np.where(problem.invalid_actions, 5.0, 0.0).astype(np.float32)
-  interior = action_selection.muzero_action_selection
+  rule = rules.Puct()
 
   def run(params, key):
     root = problem.root(mcts).replace(prior_logits=jnp.asarray(logits))
     return mcts.search(
         params, key, root=root, recurrent_fn=problem.recurrent_fn(mcts),
-        root_action_selection_fn=functools.partial(interior, depth=0),
-        interior_action_selection_fn=interior, num_simulations=12,
+        root_action_selection_fn=rule, interior_action_selection_fn=rule,
+        num_simulations=12,
         invalid_actions=problem.invalid_actions_jax())
   generic, kernel = _both_walks(run, problem.params(), jax.random.PRNGKey(0))
   for name, x in generic.items():
@@ -172,39 +174,49 @@ def test_kernel_continues_kept_trees_as_the_generic_walk(policy):
 
 
 def test_library_rules_are_recognised_and_others_are_not():
-  puct = functools.partial(action_selection.muzero_action_selection,
-                           pb_c_init=1.5)
-  rule = accelerated.walk_rule(functools.partial(puct, depth=0), puct)
-  assert rule == pallas_walk.Puct(pb_c_init=1.5, pb_c_base=19652.0)
-  root = functools.partial(
-      action_selection.gumbel_muzero_root_action_selection,
-      num_simulations=8, max_num_considered_actions=4)
-  interior = action_selection.gumbel_muzero_interior_action_selection
-  assert accelerated.walk_rule(root, interior) == pallas_walk.Gumbel(
-      num_simulations=8, max_num_considered_actions=4)
-  # A user's rule, the stochastic policy's, a user's Q-transform and a
-  # traced parameter keep the generic walk.
+  puct = rules.Puct(pb_c_init=1.5)
+  assert walks.kernel_rule(puct, puct) == rules.Puct(
+      pb_c_init=1.5, pb_c_base=19652.0,
+      qtransform=qtransforms.ByParentAndSiblings(epsilon=1e-8))
+  root = rules.GumbelRoot(num_simulations=8, max_num_considered_actions=4)
+  interior = rules.GumbelInterior()
+  assert walks.kernel_rule(root, interior) == root
+  # What the policies pass takes the kernel: a Q-transform given as mctx's
+  # users give it is described.
+  min_max = qtransforms.described(functools.partial(
+      mcts.qtransform_by_min_max, min_value=-1.0, max_value=1.0))
+  with_min_max = rules.Puct(qtransform=min_max)
+  assert walks.kernel_rule(with_min_max, with_min_max) == with_min_max
+  # A user's rule (even the library's function, undescribed), the
+  # stochastic policy's, a user's Q-transform, a Gumbel rule's Q-transform
+  # under pUCT, differing rules and a traced parameter keep the generic
+  # walk.
   user = lambda key, tree, node, depth=0: jnp.int32(0)  # pylint: disable=g-long-lambda
+  library_fn = action_selection.muzero_action_selection
   chance = functools.partial(stochastic.stochastic_action_selection,
                              pb_c_init=1.25, pb_c_base=19652.0,
                              qtransform=qtransforms.qtransform_by_min_max)
-  custom_q = functools.partial(puct, qtransform=lambda tree, node: 0.0)
-  assert accelerated.walk_rule(user, user) is None
-  assert accelerated.walk_rule(functools.partial(chance, depth=0),
-                               chance) is None
-  assert accelerated.walk_rule(functools.partial(custom_q, depth=0),
-                               custom_q) is None
-  traced = functools.partial(puct, pb_c_init=jnp.float32(1.0))
-  assert accelerated.walk_rule(functools.partial(traced, depth=0),
-                               traced) is None
+  custom_q = rules.Puct(qtransform=lambda tree, node: 0.0)
+  mixed_q = rules.Puct(qtransform=qtransforms.CompletedByMixValue())
+  traced = rules.Puct(pb_c_init=jnp.float32(1.0))
+  assert walks.kernel_rule(user, user) is None
+  assert walks.kernel_rule(functools.partial(library_fn, depth=0),
+                           library_fn) is None
+  assert walks.kernel_rule(functools.partial(chance, depth=0),
+                           chance) is None
+  assert walks.kernel_rule(custom_q, custom_q) is None
+  assert walks.kernel_rule(mixed_q, mixed_q) is None
+  assert walks.kernel_rule(puct, rules.Puct(pb_c_init=2.0)) is None
+  assert walks.kernel_rule(root, rules.GumbelInterior(
+      qtransforms.CompletedByMixValue(value_scale=1.0))) is None
+  assert walks.kernel_rule(traced, traced) is None
   with pytest.raises(ValueError, match="mode"):
-    with accelerated.walk_kernel("sometimes"):
+    with walks.walk_kernel("sometimes"):
       pass
 
 
 @pytest.mark.slow
 def test_stochastic_policy_keeps_the_generic_walk():
-  from tests import test_stochastic  # pylint: disable=g-import-not-at-top
   params = test_stochastic.dice_params()
   totals = jnp.asarray([2, 5, 8], jnp.int32)
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import mcts
-from mcts import cpu_splits
-from mcts import loops as mcts_loops
-from tests import problems
+from mcts.lowering import cpu_splits
+from mcts.lowering import platforms
+from tests.mcts import problems
 
 
 # ---------------------------------------------------------------------------
@@ -167,7 +167,7 @@ def test_several_levels_per_loop_iteration_give_the_same_tree(
                                        max_depth=max_depth)
   key = jax.random.PRNGKey(3)
   one = jax.jit(fn)(params, key, root)
-  monkeypatch.setattr(mcts_loops, "LEVELS_PER_ITERATION", dict(cpu=3))
+  monkeypatch.setattr(platforms, "LEVELS_PER_ITERATION", dict(cpu=3))
   jax.clear_caches()  # Or jit would reuse the program traced above.
   three = jax.jit(fn)(params, key, root)
   # Deeper than one iteration's 3 levels, or down to max_depth.
@@ -305,7 +305,7 @@ _DEVICES_SCRIPT = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np, functools
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
     import mcts
-    from tests import problems
+    from tests.mcts import problems
     assert jax.device_count() == 8, jax.devices()
     problem = problems.make_problem(0, num_actions=5, batch_size=16)
     fn = functools.partial(mcts.gumbel_muzero_policy,
@@ -339,112 +339,10 @@ def test_search_sharded_over_eight_devices():
   env = dict(os.environ,
              XLA_FLAGS="--xla_force_host_platform_device_count=8",
              JAX_PLATFORMS="cpu")
-  root_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  root_dir = os.path.dirname(os.path.dirname(os.path.dirname(
+      os.path.abspath(__file__))))
   result = subprocess.run([sys.executable, "-c", _DEVICES_SCRIPT], env=env,
                           cwd=root_dir, capture_output=True, text=True,
                           timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "OK" in result.stdout
-
-
-def _per_tree(fn, num_trees, *rows):
-  """`fn` applied to `[R, A]` rows in groups of `num_trees`, each group
-  mapped over the trees' axis as `search` maps a selection rule."""
-  per_tree = jax.jit(jax.vmap(fn, axis_name=mcts.base.TREE_AXIS))
-  return np.concatenate([per_tree(*(r[i:i + num_trees] for r in rows))
-                         for i in range(0, len(rows[0]), num_trees)])
-
-
-@pytest.mark.parametrize("num_actions", [16, 362])
-@pytest.mark.parametrize("num_trees", [1, 64])
-def test_masked_argmax_is_the_first_valid_maximum(num_actions, num_trees):
-  # Both implementations (one reduction for under 64 elements: one tree of
-  # 16 actions; max + first index from 64 on), each row mapped over the
-  # trees as `search` maps a selection rule: ties go to the lowest index,
-  # invalid actions never win, an all-invalid row gives action 0 and a row
-  # with NaNs its first NaN, as jnp.argmax does.
-  rng = np.random.default_rng(num_actions)
-  scores = rng.integers(0, 4, (64, num_actions)).astype(np.float32)
-  invalid = rng.random((64, num_actions)) < 0.5
-  invalid[0] = True
-  scores[1] = -np.inf
-  scores[2, [5, 9]] = scores[3, num_actions - 1] = np.nan
-  invalid[2, [5, 9]] = invalid[3, num_actions - 1] = False
-  got = _per_tree(mcts.masked_argmax, num_trees, scores, invalid)
-  masked = np.where(invalid, -np.inf, scores)
-  np.testing.assert_array_equal(got, np.argmax(masked, axis=-1))
-  assert not invalid[np.arange(2, 64), got[2:]].any()
-  assert got.dtype == np.int32
-
-
-@pytest.mark.parametrize("num_trees", [1, 64])
-def test_selection_softmax_matches_jax_softmax(num_trees):
-  # One tree of 16 actions takes the online (max, sum) reduction, 64 trees
-  # jax.nn.softmax; rows with an invalid action (the lowest float), a huge
-  # spread and all-equal logits.
-  rng = np.random.default_rng(num_trees)
-  logits = rng.normal(0, 30, (64, 16)).astype(np.float32)
-  logits[0, 3] = np.finfo(np.float32).min
-  logits[1] = 0.0
-  logits[2, :8] = -1e30
-  got = _per_tree(mcts.action_selection.softmax, num_trees, logits)
-  np.testing.assert_allclose(got, jax.nn.softmax(logits), rtol=1e-5,
-                             atol=1e-7)
-  assert got[0, 3] == 0 and np.all(got[1] == got[1, 0])
-
-
-def test_children_stats_one_pass_equals_separate_reductions(monkeypatch):
-  # Rows of 80 actions take the separate reductions; forcing the one-pass
-  # (variadic) reduction on the same rows must give the same statistics,
-  # including a row with no visited child and one with all visited.
-  rng = np.random.default_rng(0)
-  q = rng.normal(size=(4, 80)).astype(np.float32)
-  visits = rng.integers(0, 3, (4, 80)).astype(np.int32)
-  visits[0] = 0
-  visits[1] = 1
-  probs = rng.dirichlet(np.ones(80), 4).astype(np.float32)
-  separate = mcts.qtransforms.children_stats(q, visits, probs)
-  monkeypatch.setattr(mcts.base, "ONE_PASS_BELOW", 1000)
-  one_pass = jax.jit(mcts.qtransforms.children_stats)(q, visits, probs)
-  for name, a, b in zip(separate._fields[:4], separate, one_pass):
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5,
-                               err_msg=name)
-  visited_q = np.ma.masked_array(q, visits == 0)
-  np.testing.assert_array_equal(np.asarray(one_pass.min_q)[1:],
-                                visited_q.min(-1)[1:])
-  np.testing.assert_array_equal(np.asarray(one_pass.max_q)[1:],
-                                visited_q.max(-1)[1:])
-  np.testing.assert_array_equal(np.asarray(one_pass.num_unvisited),
-                                (visits == 0).sum(-1))
-  assert np.isinf(one_pass.min_q[0]) and one_pass.visited_mass[0] == 0
-
-
-@pytest.mark.parametrize("num_actions", [
-    16, pytest.param(80, marks=pytest.mark.slow)])
-def test_completed_qvalues_match_a_direct_formula(num_actions):
-  # Both paths of qtransform_completed_by_mix_value against eq. 33 and the
-  # min-max rescale written out with numpy, on a searched tree.
-  problem = problems.make_problem(num_actions, num_actions=num_actions,
-                                  batch_size=1)
-  tree = mcts.gumbel_muzero_policy(
-      problem.params(), jax.random.PRNGKey(0), problem.root(mcts),
-      problem.recurrent_fn(mcts), num_simulations=24,
-      gumbel_scale=0.0).search_tree
-  for node in range(3):
-    got = np.asarray(mcts.qtransform_completed_by_mix_value(
-        jax.tree.map(lambda x: x[0], tree), node))
-    q = np.asarray(tree.qvalues(jnp.array([node])))[0].astype(np.float64)
-    n = np.asarray(tree.children_visits[0, node], np.float64)
-    logits = np.asarray(tree.children_prior_logits[0, node], np.float64)
-    p = np.exp(logits - logits.max())
-    p /= p.sum()
-    visited = n > 0
-    v = float(tree.raw_values[0, node])
-    if visited.any():
-      v = (v + n.sum() * (p * q)[visited].sum() / p[visited].sum()) / (
-          1 + n.sum())
-    completed = np.where(visited, q, v)
-    completed = (completed - completed.min()) / max(
-        completed.max() - completed.min(), 1e-8)
-    np.testing.assert_allclose(got, (50 + n.max()) * 0.1 * completed,
-                               rtol=1e-4, atol=1e-5)

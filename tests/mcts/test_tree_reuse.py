@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import mcts
-from tests import problems
-from tests import reference_search as rs
+from tests.mcts import problems
+from tests.mcts import reference_search as rs
 
 
 def _structure(children_index, visits, values, node=0, path=()):

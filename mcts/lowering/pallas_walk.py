@@ -1,7 +1,8 @@
 """One simulation's walk, root to leaf edge, as ONE Pallas kernel.
 
-`walk` runs the library's own selection rules (`Puct`: pUCT of
-`muzero_policy`; `Gumbel`: Gumbel MuZero's root and interior rules) in a
+`walk` runs the library's own selection rules, as `mcts.rules` describes
+them (`Puct`: pUCT of `muzero_policy`; `GumbelRoot`: Gumbel MuZero's root
+and interior rules, with their numbers) in a
 `pl.pallas_call` with one program per tree. The program loops over the
 tree's levels with a data-dependent `lax.while_loop` inside the kernel,
 reads each visited node's rows of the tree arrays by dynamic index,
@@ -10,9 +11,10 @@ parent and action. On a GPU a walk is then one launch and no host round
 trip, whatever the depth (the generic walk is a `while_loop` of XLA
 kernels whose condition goes to the host every iteration).
 
-It chooses what `search.simulate` chooses with `action_selection`'s rules:
-the same formulas (named there), the same hashed tie-breaking noise
-(`hashing.derive_words` / `uniform_from_words`, salted by depth and tree),
+It chooses what the generic walk (`generic_walk`) chooses with
+`action_selection`'s rules: the same formulas (`kernel_rules`, on one
+node's rows), the same hashed tie-breaking noise (`hashing.derive_words` /
+`uniform_from_words`, salted by depth and tree),
 the first of tied maxima, invalid actions at the root and inside the tree,
 `max_depth`. Only the order of a few floating-point sums may differ.
 
@@ -24,7 +26,6 @@ gather of values (rows are read from refs by `pl.ds`); reductions are
 plain max / min / sum over the last axis; loops are `lax.while_loop`.
 """
 import math
-from typing import NamedTuple, Optional
 
 import chex
 import jax
@@ -32,33 +33,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import pallas as pl
 
-from mcts import hashing
+from mcts import rules
 from mcts import seq_halving
+from mcts.lowering import kernel_rules
 from mcts.tree import Tree
-
-
-class Puct(NamedTuple):
-  """`action_selection.muzero_action_selection` with the library's
-  `qtransform_by_parent_and_siblings` (`min_value` None) or
-  `qtransform_by_min_max`."""
-  pb_c_init: float
-  pb_c_base: float
-  epsilon: float = 1e-8
-  min_value: Optional[float] = None
-  max_value: Optional[float] = None
-
-
-class Gumbel(NamedTuple):
-  """`gumbel_muzero_root_action_selection` and
-  `gumbel_muzero_interior_action_selection` with
-  `qtransform_completed_by_mix_value`'s keyword arguments."""
-  num_simulations: int
-  max_num_considered_actions: int
-  value_scale: float = 0.1
-  maxvisit_init: float = 50.0
-  rescale_values: bool = True
-  use_mixed_value: bool = True
-  epsilon: float = 1e-8
 
 
 def next_power_of_2(n: int) -> int:
@@ -70,16 +48,16 @@ def walk(rule, rng_key: chex.PRNGKey, tree: Tree, max_depth: int, *,
   """The leaf edge of every tree, chosen by `rule` in one kernel launch.
 
   Args:
-    rule: `Puct` or `Gumbel`.
-    rng_key: the simulation's key (typed or raw), as `search.simulate`'s.
+    rule: a `rules.Puct` or `rules.GumbelRoot` (from `walks.kernel_rule`).
+    rng_key: the simulation's key (typed or raw), as `generic_walk.walk`'s.
     tree: the batched tree `[B, N, ...]` (float32 values).
-    max_depth: a Python int, as in `search.simulate`.
+    max_depth: a Python int, as in `generic_walk.walk`.
     interpret: run the kernel in Pallas' interpreter (any platform).
     compiler_params: Pallas compiler parameters (e.g. Triton's).
 
   Returns:
     parent `[B]`, action `[B]`, path `[B, L + 1]` and depth `[B]`, int32,
-    as `search.simulate`'s: L = min(max_depth, N - 1), path[b, d] the node
+    as `generic_walk.walk`'s: L = min(max_depth, N - 1), path[b, d] the node
     the walk went through at depth d < depth[b] (root first).
   """
   batch_size, num_nodes, num_actions = tree.children_index.shape
@@ -94,7 +72,7 @@ def walk(rule, rng_key: chex.PRNGKey, tree: Tree, max_depth: int, *,
       node_values=tree.node_values,
       raw_values=tree.raw_values,
       root_invalid=(tree.root_invalid_actions != 0).astype(jnp.int32))
-  if isinstance(rule, Gumbel):
+  if isinstance(rule, rules.GumbelRoot):
     inputs.update(_gumbel_inputs(rule, tree))
   else:  # The key's words, for the tie-breaking noise.
     inputs["key_data"] = jax.random.key_data(rng_key).astype(
@@ -139,7 +117,7 @@ def walk(rule, rng_key: chex.PRNGKey, tree: Tree, max_depth: int, *,
   return parent, action, path[:, :path_length], depth
 
 
-def _gumbel_inputs(rule: Gumbel, tree: Tree):
+def _gumbel_inputs(rule: rules.GumbelRoot, tree: Tree):
   """The root's extra rows `[B, A]` a Gumbel walk reads, and sequential
   halving's table `[R, S]` (rounded up to powers of two)."""
   extra = tree.extra_data
@@ -188,26 +166,27 @@ def _walk_one_tree(rule, ins, path_ref, batch_size, num_actions, width,
         visits=row("children_visits", node, 0),
         qvalues=row("children_qvalues", node, 0.0))
 
-  if isinstance(rule, Puct):
+  if isinstance(rule, rules.Puct):
     def select(node, depth, salt):
       r = rows(node)
       invalid = r["children"] == Tree.INVALID
       if depth == 0:
         invalid = invalid | (root_row("root_invalid", 1) != 0)
-      noise = _tie_break_noise(ins["key_data"], salt, width)
-      return _puct_choice(rule, r, at("node_visits", node),
-                          at("node_values", node), noise, invalid, real,
-                          num_actions)
+      noise = kernel_rules.tie_break_noise(ins["key_data"], salt, width)
+      return kernel_rules.puct_choice(
+          rule, r, at("node_visits", node), at("node_values", node), noise,
+          invalid, real, num_actions)
   else:
     def select(node, depth, salt):
       del salt
       r = rows(node)
       if depth == 0:
-        return _gumbel_root_choice(rule, r, at("raw_values", node), ins,
-                                   root_row, real, num_actions)
-      return _gumbel_interior_choice(rule, r, at("raw_values", node),
-                                     at("node_visits", node), real,
-                                     num_actions)
+        return kernel_rules.gumbel_root_choice(
+            rule, r, at("raw_values", node), ins, root_row, real,
+            num_actions)
+      return kernel_rules.gumbel_interior_choice(
+          rule, r, at("raw_values", node), at("node_visits", node), real,
+          num_actions)
 
   def child_of(r_children, action):
     return jnp.sum(jnp.where(index == action, r_children, 0))
@@ -237,106 +216,3 @@ def _walk_one_tree(rule, ins, path_ref, batch_size, num_actions, width,
 
 def _continues(next_node, depth, max_depth):
   return ((next_node >= 0) & (depth < max_depth)).astype(jnp.int32)
-
-
-def _tie_break_noise(key_ref, salt, width):
-  """`hashing.uniform_from_key(derive_keys(key, salt), width)` `[1, width]`,
-  from the key's words in `key_ref` `[W]`."""
-  words = hashing.derive_words(key_ref[...], jnp.asarray(salt, jnp.uint32))
-  return hashing.uniform_from_words(words, width)[None, :]
-
-
-def _first_argmax(score, blocked, num_actions):
-  """The first index of the maximum of `score` `[1, W]` outside `blocked`,
-  as `action_selection.masked_argmax` (a row with NaN: the last action):
-  an int32 scalar."""
-  score = jnp.where(blocked, -jnp.inf, score)
-  index = jax.lax.broadcasted_iota(jnp.int32, score.shape, 1)
-  best = jnp.max(score, axis=-1, keepdims=True)
-  first = jnp.min(jnp.where(score == best, index, score.shape[-1]), axis=-1)
-  return jnp.minimum(first, num_actions - 1)[0]
-
-
-def _puct_choice(rule: Puct, r, node_visit, node_value, noise, invalid,
-                 real, num_actions):
-  """`muzero_action_selection` on the rows `r` of one node."""
-  visit_counts = r["visits"]
-  visited = visit_counts > 0
-  pb_c = rule.pb_c_init + jnp.log(
-      (node_visit + rule.pb_c_base + 1.0) / rule.pb_c_base)
-  prior_probs = jnp.exp(r["logits"])
-  policy_score = jnp.sqrt(node_visit.astype(jnp.float32)) * pb_c * (
-      prior_probs) / (visit_counts + 1)
-  qvalues = r["qvalues"]
-  if rule.min_value is None:  # qtransform_by_parent_and_siblings
-    visited_or_node = jnp.where(visited, qvalues, node_value)
-    low = jnp.minimum(node_value, jnp.min(visited_or_node, -1, keepdims=True))
-    high = jnp.maximum(node_value, jnp.max(visited_or_node, -1,
-                                           keepdims=True))
-    completed = jnp.where(visited, qvalues, low)
-    value_score = (completed - low) / jnp.maximum(high - low, rule.epsilon)
-  else:  # qtransform_by_min_max
-    value_score = jnp.where(visited, qvalues, rule.min_value)
-    value_score = (value_score - rule.min_value) / (
-        rule.max_value - rule.min_value)
-  score = value_score + policy_score + 1e-7 * noise
-  return _first_argmax(score, invalid | ~real, num_actions)
-
-
-def _completed_qvalues(rule: Gumbel, r, raw_value, real):
-  """`qtransform_completed_by_mix_value` on the rows `r` of one node:
-  `[1, W]`."""
-  qvalues, visit_counts = r["qvalues"], r["visits"]
-  visited = visit_counts > 0
-  prior_probs = jnp.maximum(jnp.finfo(jnp.float32).tiny,
-                            jnp.exp(r["logits"]))
-  total = jnp.sum(visit_counts, -1, keepdims=True)
-  max_visits = jnp.max(visit_counts, -1, keepdims=True)
-  value = raw_value
-  if rule.use_mixed_value:
-    mass = jnp.sum(jnp.where(visited, prior_probs, 0.0), -1, keepdims=True)
-    pi_q = jnp.sum(jnp.where(visited, prior_probs * qvalues, 0.0), -1,
-                   keepdims=True)
-    weighted_q = jnp.where(mass > 0, pi_q / mass, 0.0)
-    total_f = total.astype(jnp.float32)
-    value = (raw_value + total_f * weighted_q) / (total_f + 1)
-  completed = jnp.where(visited, qvalues, value)
-  if rule.rescale_values:
-    low = jnp.min(jnp.where(real, completed, jnp.inf), -1, keepdims=True)
-    high = jnp.max(jnp.where(real, completed, -jnp.inf), -1, keepdims=True)
-    completed = (completed - low) / jnp.maximum(high - low, rule.epsilon)
-  visit_scale = rule.maxvisit_init + max_visits
-  return visit_scale * rule.value_scale * completed
-
-
-def _gumbel_root_choice(rule: Gumbel, r, raw_value, ins, root_row, real,
-                        num_actions):
-  """`gumbel_muzero_root_action_selection` on the root's rows `r`."""
-  completed = _completed_qvalues(rule, r, raw_value, real)
-  visit_counts = r["visits"] - root_row("root_prior_visits", 0)
-  num_valid = jnp.sum(1 - root_row("root_invalid", 1))
-  num_considered = jnp.minimum(rule.max_num_considered_actions, num_valid)
-  simulation = jnp.sum(visit_counts)
-  table = ins["halving_table"]
-  simulation = jnp.clip(simulation, 0, rule.num_simulations - 1)
-  considered_visit = table[pl.ds(num_considered, 1), pl.ds(simulation, 1)]
-  score = jnp.maximum(-1e9, root_row("root_gumbel", 0.0) + r["logits"]
-                      + completed)
-  score = jnp.where(visit_counts == considered_visit, score, -jnp.inf)
-  invalid = root_row("root_invalid", 1) != 0
-  return _first_argmax(score, invalid | ~real, num_actions)
-
-
-def _gumbel_interior_choice(rule: Gumbel, r, raw_value, node_visit, real,
-                            num_actions):
-  """`gumbel_muzero_interior_action_selection` on the rows `r` of one
-  node."""
-  completed = _completed_qvalues(rule, r, raw_value, real)
-  logits = r["logits"] + completed
-  exp = jnp.exp(logits - jnp.max(jnp.where(real, logits, -jnp.inf), -1,
-                                 keepdims=True))
-  exp = jnp.where(real, exp, 0.0)
-  improved_policy = exp / jnp.sum(exp, -1, keepdims=True)
-  to_argmax = improved_policy - r["visits"] / node_visit
-  return _first_argmax(to_argmax, (improved_policy <= 0) | ~real,
-                       num_actions)

@@ -1,6 +1,6 @@
 """Checks the slow numpy reference search against DeepMind's mctx.
 
-If these pass, `tests/reference_search.py` implements mctx's semantics and
+If these pass, `tests/mcts/reference_search.py` implements mctx's semantics and
 can serve as the oracle for this project's `mcts` (test_against_reference.py).
 """
 
@@ -12,8 +12,8 @@ from mctx._src import seq_halving
 import numpy as np
 import pytest
 
-from tests import problems
-from tests import reference_search as rs
+from tests.mcts import problems
+from tests.mcts import reference_search as rs
 
 CASE_PARAMS = (
     [pytest.param(c, id=c.name) for c in problems.CASES] +

@@ -1,17 +1,17 @@
 """The backup as lowered for the CPU: a loop over the levels of the paths.
 
 On the CPU a loop whose trip count is the deepest path's depth measured
-faster than `search.backward_along_path`, whose static bound costs work on
+faster than `backup.backward_along_path`, whose static bound costs work on
 every level a path could have: searches lowered as for an accelerator took
 1.5-4.5x as long on 2 cores in 9 of 10 cells (`benchmarks/path_backup.py`).
-Gives the same trees (`tests/test_backup.py`).
+Gives the same trees (`tests/mcts/test_lowering_backup.py`).
 """
 import chex
 import jax
 import jax.numpy as jnp
 
-from mcts import cpu_splits
-from mcts import loops
+from mcts.lowering import cpu_splits
+from mcts.lowering import platforms
 from mcts import reductions
 from mcts.tree import Tree
 
@@ -170,7 +170,7 @@ def backward_by_level(tree: Tree, leaf: chex.Array) -> Tree:
   leaf_value = tree.node_values[batch_range, leaf]
   state = (leaf, leaf_value, leaf_value, tree.node_visits, tree.node_values,
            tree.children_visits, tree.children_qvalues)
-  _, _, _, visits, values, children_visits, qvalues = loops.while_levels(
+  _, _, _, visits, values, children_visits, qvalues = platforms.while_levels(
       not_at_root, one_level, state)
   return tree.replace(node_visits=visits, node_values=values,
                       children_visits=children_visits,
