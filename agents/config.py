@@ -128,7 +128,7 @@ GAME_DEFAULTS: Dict[str, Dict[str, Any]] = {
     # the last 768 steps of every game). Against OpenSpiel's MCTSBot(1000),
     # 256 simulations per move, after 1800 iterations on one core (42
     # min): 66.5% / 79.5% wins as first / second player, against 24.5% /
-    # 40.5% with 8 updates from 96 steps (docs/agents.md).
+    # 40.5% with 8 updates from 96 steps (docs/measurements/agents.md).
     "connect4": dict(algo="alphazero", num_simulations=32, num_envs=128,
                      selfplay_steps=16, replay_capacity=768, batch_size=256,
                      updates_per_iter=32, width=256, latent_size=128,
