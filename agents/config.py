@@ -24,8 +24,9 @@ class Config:
                                   # with chance outcomes:
                                   # agents/algorithms/stochastic_muzero.py).
   policy: str = "gumbel"          # "gumbel" | "muzero" (pUCT); Stochastic
-                                  # MuZero searches by pUCT only ("muzero",
-                                  # its default; "gumbel" is an error).
+                                  # MuZero's default is "muzero" (pUCT);
+                                  # "gumbel" puts Gumbel MuZero's rules on
+                                  # its chance tree.
   num_simulations: int = 16
   max_num_considered_actions: int = 16
   seed: int = 0
@@ -166,7 +167,7 @@ def make_config(env_name: str, **overrides) -> Config:
   values["env"] = env_name
   if (values.get("algo") == "stochastic_muzero"
       and overrides.get("policy") is None):
-    values["policy"] = "muzero"  # The only search it has (pUCT).
+    values["policy"] = "muzero"  # pUCT, as in the paper.
   if (values.get("algo", Config.algo) != "stochastic_muzero"
       and overrides.get("code_usage_weight") is None):
     values["code_usage_weight"] = 0.0  # A chance-encoder term only.
@@ -208,11 +209,6 @@ def validate(config: Config) -> Config:
     raise ValueError(f"algo must be one of {ALGOS}, got {config.algo!r}")
   if config.policy not in POLICIES:
     raise ValueError(f"policy must be one of {POLICIES}, got {config.policy!r}")
-  if config.algo == "stochastic_muzero" and config.policy != "muzero":
-    raise ValueError(
-        f"policy {config.policy!r} (--policy) is not available with "
-        "algo 'stochastic_muzero': Stochastic MuZero searches by pUCT "
-        "(mcts.stochastic_muzero_policy); use policy 'muzero'")
   if not config.code_usage_weight >= 0:
     raise ValueError("code_usage_weight (--code-usage-weight) must be >= 0, "
                      f"got {config.code_usage_weight!r}")

@@ -11,6 +11,7 @@ from mcts.base import RecurrentFnOutput
 from mcts.base import RootFnOutput
 from mcts.base import SearchSummary
 from mcts.base import StochasticRecurrentState
+from mcts.gumbel_stochastic import gumbel_stochastic_muzero_policy
 from mcts.policies import gumbel_muzero_policy
 from mcts.policies import muzero_policy
 from mcts.qtransforms import qtransform_by_min_max

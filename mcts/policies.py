@@ -127,19 +127,8 @@ def gumbel_muzero_policy(
         jnp.zeros(root.value.shape, jnp.int32))
   # Split as mctx does: the same key gives the same Gumbel noise.
   rng_key, gumbel_key = jax.random.split(rng_key)
-  if checks.is_python_zero(gumbel_scale):
-    gumbel = jnp.zeros_like(root.prior_logits)  # No noise drawn.
-  else:
-    gumbel = gumbel_scale * jax.random.gumbel(
-        gumbel_key, shape=root.prior_logits.shape,
-        dtype=root.prior_logits.dtype)
+  gumbel = draw_gumbel(gumbel_key, root.prior_logits, gumbel_scale)
   described = qtransforms.described(qtransform)
-  considered = None
-  # The library's Q-transforms treat all unvisited children alike.
-  if tree is None and isinstance(described, qtransforms.LIBRARY):
-    considered = action_selection.considered_root_actions(
-        gumbel, log_prior(root.prior_logits), invalid_actions,
-        max_num_considered_actions)
   # The rules describe themselves to the search's lowering (`mcts.rules`).
   tree = search(
       params, rng_key, root=root, recurrent_fn=recurrent_fn,
@@ -151,25 +140,14 @@ def gumbel_muzero_policy(
           qtransform=described),
       num_simulations=num_simulations, max_depth=max_depth,
       invalid_actions=invalid_actions,
-      extra_data=action_selection.GumbelMuZeroExtraData(
-          root_gumbel=gumbel, root_prior_visits=prior_visits,
-          root_considered=considered),
+      extra_data=gumbel_extra_data(
+          gumbel, root.prior_logits, invalid_actions,
+          max_num_considered_actions=max_num_considered_actions,
+          qtransform=described, prior_visits=prior_visits),
       loop_fn=loop_fn, embedding_dtype=embedding_dtype, tree=tree,
       capacity=capacity, check_finite=check_finite)
-  visit_counts = action_selection.new_root_visits(
-      tree, tree.summary().visit_counts)
-  # The most visited actions survived the halving; act with the best of them.
-  considered_visit = jnp.max(visit_counts, axis=-1, keepdims=True)
-  completed_qvalues = jax.vmap(qtransform, in_axes=(0, None))(
-      tree, tree.ROOT_INDEX)
-  shifted_logits = root.prior_logits - jnp.max(
-      root.prior_logits, axis=-1, keepdims=True)
-  to_argmax = seq_halving.score_considered(
-      considered_visit, gumbel, shifted_logits, completed_qvalues,
-      visit_counts)
-  action = action_selection.masked_argmax(to_argmax, invalid_actions)
-  action_weights = jax.nn.softmax(mask_invalid_actions(
-      root.prior_logits + completed_qvalues, invalid_actions))
+  action, action_weights = gumbel_act(tree, root.prior_logits, gumbel,
+                                      invalid_actions, qtransform)
   return base.PolicyOutput(action=action, action_weights=action_weights,
                            search_tree=tree)
 
@@ -224,3 +202,58 @@ def apply_temperature(logits, temperature):
   argmax through a huge inverse temperature."""
   logits = logits - jnp.max(logits, axis=-1, keepdims=True)
   return logits / jnp.maximum(jnp.finfo(logits.dtype).tiny, temperature)
+
+
+def draw_gumbel(rng_key, prior_logits, gumbel_scale):
+  """The root's Gumbel noise `[B, A]`, `gumbel_scale * Gumbel(0, 1)` in the
+  dtype of `prior_logits`; zeros, none drawn, for a Python 0 scale."""
+  if checks.is_python_zero(gumbel_scale):
+    return jnp.zeros_like(prior_logits)
+  return gumbel_scale * jax.random.gumbel(
+      rng_key, shape=prior_logits.shape, dtype=prior_logits.dtype)
+
+
+def gumbel_extra_data(gumbel, prior_logits, invalid_actions, *,
+                      max_num_considered_actions, qtransform,
+                      prior_visits=None
+                      ) -> action_selection.GumbelMuZeroExtraData:
+  """What Gumbel MuZero's root rule reads from the tree: the noise `[B, A]`,
+  a kept tree's root visits `[B, A]` (or None) and, for a fresh tree with a
+  library Q-transform (which treats all unvisited children alike), the
+  considered actions `[B, k + 1]` (`considered_root_actions`)."""
+  considered = None
+  if prior_visits is None and isinstance(qtransform, qtransforms.LIBRARY):
+    considered = action_selection.considered_root_actions(
+        gumbel, log_prior(prior_logits), invalid_actions,
+        max_num_considered_actions)
+  return action_selection.GumbelMuZeroExtraData(
+      root_gumbel=gumbel, root_prior_visits=prior_visits,
+      root_considered=considered)
+
+
+def gumbel_act(tree, prior_logits, gumbel, invalid_actions, qtransform):
+  """Gumbel MuZero's action and policy target (Danihelka et al. 2022,
+  section 3 and eq. 11) from a searched tree whose root has the `A` actions
+  of `prior_logits` `[B, A]` (invalid ones masked as `mask_invalid_actions`
+  does); returns (action `[B]`, action_weights `[B, A]`).
+
+  The action is the best surviving one of sequential halving,
+  argmax over the most visited actions of g(a) + logits(a) + sigma(q(a)),
+  with q the completed Q-values; action_weights is the improved policy
+  softmax(logits + sigma(completed q)).
+  """
+  visit_counts = action_selection.new_root_visits(
+      tree, tree.summary().visit_counts)
+  # The most visited actions survived the halving; act with the best of them.
+  considered_visit = jnp.max(visit_counts, axis=-1, keepdims=True)
+  completed_qvalues = jax.vmap(qtransform, in_axes=(0, None))(
+      tree, tree.ROOT_INDEX)
+  shifted_logits = prior_logits - jnp.max(
+      prior_logits, axis=-1, keepdims=True)
+  to_argmax = seq_halving.score_considered(
+      considered_visit, gumbel, shifted_logits, completed_qvalues,
+      visit_counts)
+  action = action_selection.masked_argmax(to_argmax, invalid_actions)
+  action_weights = jax.nn.softmax(mask_invalid_actions(
+      prior_logits + completed_qvalues, invalid_actions))
+  return action, action_weights

@@ -30,7 +30,9 @@ How it maps onto `search`:
   the conds become selects and both run, as in mctx.
 
 The data types (`DecisionRecurrentFnOutput`, `ChanceRecurrentFnOutput`,
-`StochasticRecurrentState`) are in `mcts.base`.
+`StochasticRecurrentState`) are in `mcts.base`. `stochastic_search` is the
+search over this tree with any rules: `mcts.gumbel_stochastic` runs it with
+Gumbel MuZero's.
 """
 import functools
 from typing import Optional
@@ -119,14 +121,65 @@ def stochastic_muzero_policy(
     statistics of the outcomes `>= A` are left out).
   """
   checks.check_search_args(root, num_simulations, max_depth, invalid_actions)
-  batch_size, num_actions = root.prior_logits.shape
   # Split as mctx does: the same key samples the same action from the same
   # visits.
   rng_key, dirichlet_key, search_key = jax.random.split(rng_key, 3)
-  root_logits = policies.noisy_root_logits(
+  root = root.replace(prior_logits=policies.noisy_root_logits(
       dirichlet_key, root.prior_logits, invalid_actions,
-      dirichlet_fraction=dirichlet_fraction, dirichlet_alpha=dirichlet_alpha)
+      dirichlet_fraction=dirichlet_fraction, dirichlet_alpha=dirichlet_alpha))
+  selection_fn = functools.partial(
+      stochastic_action_selection, pb_c_init=pb_c_init, pb_c_base=pb_c_base,
+      qtransform=qtransform)
+  tree = stochastic_search(
+      params, search_key, root, decision_recurrent_fn, chance_recurrent_fn,
+      root_action_selection_fn=functools.partial(selection_fn, depth=0),
+      interior_action_selection_fn=selection_fn,
+      num_simulations=num_simulations, invalid_actions=invalid_actions,
+      max_depth=max_depth, loop_fn=loop_fn, embedding_dtype=embedding_dtype,
+      skip_unused_model=skip_unused_model, check_finite=check_finite)
+  action, action_weights = policies.act_from_visits(rng_key, tree,
+                                                    temperature)
+  return base.PolicyOutput(action=action, action_weights=action_weights,
+                           search_tree=tree)
 
+
+def stochastic_search(
+    params: base.Params,
+    rng_key: chex.PRNGKey,
+    root: base.RootFnOutput,
+    decision_recurrent_fn: DecisionRecurrentFn,
+    chance_recurrent_fn: ChanceRecurrentFn,
+    *,
+    root_action_selection_fn: base.RootActionSelectionFn,
+    interior_action_selection_fn: base.InteriorActionSelectionFn,
+    num_simulations: int,
+    invalid_actions: Optional[chex.Array] = None,
+    max_depth: Optional[int] = None,
+    loop_fn: base.LoopFn = base.DEFAULT_LOOP_FN,
+    extra_data=None,
+    embedding_dtype=None,
+    skip_unused_model: bool = True,
+    check_finite: bool = False) -> Tree:
+  """`search` over decision and chance nodes, in the `K = max(A, C)` wide
+  tree this module's docstring describes.
+
+  Args:
+    params, rng_key, decision_recurrent_fn, chance_recurrent_fn,
+      num_simulations, invalid_actions `[B, A]`, max_depth, loop_fn,
+      embedding_dtype, skip_unused_model, check_finite: as in
+      `stochastic_muzero_policy`.
+    root: prior_logits `[B, A]` as the search starts from them (a policy's
+      root noise already in), value `[B]`, a state embedding `[B, ...]`.
+    root_action_selection_fn, interior_action_selection_fn: as in `search`,
+      on the wide tree, whose nodes' embeddings are
+      `StochasticRecurrentState`s (`is_decision_node` tells the kind).
+    extra_data: as in `search`.
+
+  Returns:
+    The searched tree restricted to the first `A` children of each node
+    (`search_tree` of the policies' outputs).
+  """
+  batch_size, num_actions = root.prior_logits.shape
   # Shapes and dtypes of the two models' outputs, from calls whose results
   # are unused (XLA removes them from a jitted computation).
   dummy_action = jnp.zeros((batch_size,), jnp.int32)
@@ -143,6 +196,7 @@ def stochastic_muzero_policy(
   if invalid_actions is None:
     invalid_actions = jnp.zeros((batch_size, num_actions), jnp.int32)
   wide_invalid = _pad(invalid_actions, width, 1)
+  root_logits = root.prior_logits
   wide_root = base.RootFnOutput(
       prior_logits=_pad(root_logits, width,
                         jnp.finfo(root_logits.dtype).min),
@@ -159,22 +213,14 @@ def stochastic_muzero_policy(
       decision_zeros=jax.tree.map(jnp.zeros_like, decision_probe),
       chance_zeros=jax.tree.map(jnp.zeros_like, chance_probe),
       skip_unused_model=skip_unused_model)
-  selection_fn = functools.partial(
-      stochastic_action_selection, pb_c_init=pb_c_init, pb_c_base=pb_c_base,
-      qtransform=qtransform)
   tree = search(
-      params, search_key, root=wide_root, recurrent_fn=recurrent_fn,
-      root_action_selection_fn=functools.partial(selection_fn, depth=0),
-      interior_action_selection_fn=selection_fn,
+      params, rng_key, root=wide_root, recurrent_fn=recurrent_fn,
+      root_action_selection_fn=root_action_selection_fn,
+      interior_action_selection_fn=interior_action_selection_fn,
       num_simulations=num_simulations, max_depth=max_depth,
-      invalid_actions=wide_invalid, loop_fn=loop_fn,
+      invalid_actions=wide_invalid, extra_data=extra_data, loop_fn=loop_fn,
       embedding_dtype=embedding_dtype, check_finite=check_finite)
-
-  tree = _first_children(tree, num_actions)
-  action, action_weights = policies.act_from_visits(rng_key, tree,
-                                                    temperature)
-  return base.PolicyOutput(action=action, action_weights=action_weights,
-                           search_tree=tree)
+  return first_children(tree, num_actions)
 
 
 def stochastic_action_selection(
@@ -273,8 +319,9 @@ def _pad(x, width, fill):
       [x, jnp.full(x.shape[:-1] + (extra,), fill, x.dtype)], axis=-1)
 
 
-def _first_children(tree: Tree, num: int) -> Tree:
-  """The tree with only the first `num` children of every node."""
+def first_children(tree: Tree, num: int) -> Tree:
+  """The tree with only the first `num` children of every node (a batched
+  tree `[B, N, K]` or ONE tree `[N, K]`)."""
   if tree.num_actions == num:
     return tree
   first = lambda x: x[..., :num]

@@ -48,7 +48,9 @@ keeps each step's code sharp.
 
 Acting searches with :func:`mcts.stochastic_muzero_policy`: decision nodes
 are states (pUCT over ``p``), chance nodes afterstates (outcomes visited in
-proportion to ``sigma``), the reward and discount on the chance edge.
+proportion to ``sigma``), the reward and discount on the chance edge; with
+``policy="gumbel"`` with :func:`mcts.gumbel_stochastic_muzero_policy`, the
+same tree under Gumbel MuZero's rules (sequential halving at the root).
 """
 from __future__ import annotations
 
@@ -156,9 +158,10 @@ def straight_through_code(code_logits):
 
 class StochasticAgent(MuZeroAgent):
   """:class:`~agents.algorithms.muzero.MuZeroAgent` (same fields, ``root``
-  and ``predict``) acting with :func:`mcts.stochastic_muzero_policy` on the
-  learned model; ``nets`` are :class:`StochasticNets` (the inherited
-  ``recurrent_fn``, of a model without chance, does not apply)."""
+  and ``predict``) acting with :func:`mcts.stochastic_muzero_policy` (or
+  :func:`mcts.gumbel_stochastic_muzero_policy`) on the learned model;
+  ``nets`` are :class:`StochasticNets` (the inherited ``recurrent_fn``, of
+  a model without chance, does not apply)."""
 
   def decision_recurrent_fn(self, params, rng_key, action, latent):
     del rng_key
@@ -183,13 +186,26 @@ class StochasticAgent(MuZeroAgent):
   def act(self, params, rng_key, states, greedy: bool = False):
     """Searches from a batch of states; returns mcts.PolicyOutput.
 
-    ``greedy``: no Dirichlet noise and temperature 0.
+    ``config.policy``: "muzero" searches by pUCT
+    (:func:`mcts.stochastic_muzero_policy`), "gumbel" by Gumbel MuZero's
+    rules at decision nodes (:func:`mcts.gumbel_stochastic_muzero_policy`).
+    ``greedy``: no Gumbel / Dirichlet noise and temperature 0.
     """
+    c = self.config
+    root = self.root(params, states)
+    invalid = ~states.legal_action_mask
+    if c.policy == "gumbel":
+      return mcts.gumbel_stochastic_muzero_policy(
+          params, rng_key, root, self.decision_recurrent_fn,
+          self.chance_recurrent_fn, c.num_simulations,
+          invalid_actions=invalid,
+          max_num_considered_actions=min(c.max_num_considered_actions,
+                                         self.env.num_actions),
+          gumbel_scale=0.0 if greedy else 1.0)
     return mcts.stochastic_muzero_policy(
-        params, rng_key, self.root(params, states),
-        self.decision_recurrent_fn, self.chance_recurrent_fn,
-        self.config.num_simulations,
-        invalid_actions=~states.legal_action_mask,
+        params, rng_key, root, self.decision_recurrent_fn,
+        self.chance_recurrent_fn, c.num_simulations,
+        invalid_actions=invalid,
         dirichlet_fraction=0.0 if greedy else 0.25,
         temperature=0.0 if greedy else 1.0)
 

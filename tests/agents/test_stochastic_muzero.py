@@ -105,11 +105,12 @@ def test_default_config_and_agent():
     tiny(code_usage_weight=-0.1)
   with pytest.raises(ValueError, match="algo"):
     config_lib.make_config("2048", algo="stochastic")
-  # It searches by pUCT only: its default elsewhere too, Gumbel an error.
+  # pUCT by default, elsewhere too; Gumbel when asked for.
   assert config_lib.make_config(
       "catch", algo="stochastic_muzero").policy == "muzero"
-  with pytest.raises(ValueError, match="--policy.*stochastic_muzero"):
-    config_lib.make_config("2048", policy="gumbel")
+  assert config_lib.make_config("2048", policy="gumbel").policy == "gumbel"
+  with pytest.raises(ValueError, match="policy"):
+    config_lib.make_config("2048", policy="puct")
 
 
 def _random_batch(config, env, alive):
@@ -195,8 +196,9 @@ def test_loss_by_hand():
   assert float(metrics["commitment_loss"]) == 0.0
 
 
-def test_search_acts_legally_under_jit():
-  config = tiny()
+@pytest.mark.parametrize("policy", ["muzero", "gumbel"])
+def test_search_acts_legally_under_jit(policy):
+  config = tiny(policy=policy)
   env, agent, params = _setup(config)
   board = jnp.array([[1, 2, 3, 4], [0, 0, 0, 5], [0, 0, 0, 6], [0, 0, 0, 7]])
   states = jax.vmap(env.from_board, (None, 0))(
@@ -211,6 +213,27 @@ def test_search_acts_legally_under_jit():
   assert (np.asarray(out.action_weights)[:, :2] == 0).all()
   summary = out.search_tree.summary()
   assert summary.visit_counts.shape == (4, 4)
+
+
+def test_gumbel_policy_trains(tmp_path):
+  """Two tiny iterations with the Gumbel search (self-play acts with
+  `mcts.gumbel_stochastic_muzero_policy`; its improved policy is the
+  target): finite losses, and the run records the policy."""
+  config = tiny(policy="gumbel", steps=2, selfplay_steps=4,
+                updates_per_iter=2, final_eval_games=2)
+  out = tmp_path / "run"
+  train_lib.prepare_new_run(str(out), config)
+  summary = train_lib.train(config, str(out), progress=False, plot=False,
+                            final_eval=False, quick_eval=False,
+                            log=lambda *_: None)
+  rows = summary["metrics"]
+  assert len(rows) == 2
+  learned = [r for r in rows if r["learning"]]  # Once replay has enough.
+  assert learned
+  for name in ("loss", "policy_loss", "q_loss", "chance_loss"):
+    assert all(np.isfinite(r[name]) for r in learned), name
+  run = json.load(open(out / "run.json"))
+  assert run["config"]["policy"] == "gumbel"
 
 
 @pytest.mark.slow
