@@ -10,10 +10,15 @@ import numpy as np
 import pytest
 
 import envs
+from agents import play as play_lib
 from agents.evaluation import accuracy
+from agents.evaluation import during_training
+from agents.evaluation import evaluator
+from agents.evaluation import player as player_lib
 from agents.evaluation import solver as solver_lib
 from agents.evaluation.matches import match
 from agents.evaluation.opponents import make_opponent, random_opponent
+from tests.agents.helpers import make_run, tiny
 
 bitbully = pytest.importorskip("bitbully")
 
@@ -169,11 +174,16 @@ def test_accuracy_of_the_solver_is_one_and_of_random_play_below():
   assert line.startswith("random: move accuracy") and "endgame" in line
 
 
-def test_play_cli_accuracy_and_match_against_solver(tmp_path, capsys):
-  from agents import play as play_lib  # pylint: disable=g-import-not-at-top
-  from tests.agents.helpers import make_run, tiny  # pylint: disable=g-import-not-at-top
-  run = tmp_path / "c4"
+@pytest.fixture(scope="module")
+def c4_run(tmp_path_factory):
+  """A tiny Connect Four AlphaZero run directory (untrained)."""
+  run = tmp_path_factory.mktemp("runs") / "c4"
   make_run(run, tiny("connect4", algo="alphazero"))
+  return str(run)
+
+
+def test_play_cli_accuracy_and_match_against_solver(c4_run, capsys):
+  run = c4_run
   out = io.StringIO()
   assert play_lib.main([str(run), "--accuracy", str(N)], out=out) == 0
   assert "move accuracy" in out.getvalue()
@@ -185,3 +195,22 @@ def test_play_cli_accuracy_and_match_against_solver(tmp_path, capsys):
   assert play_lib.main([str(run), "--accuracy", "0"],
                        out=io.StringIO()) == 2
   assert "--accuracy" in capsys.readouterr().err
+
+
+def test_training_evaluation_logs_accuracy(c4_run, monkeypatch):
+  player = player_lib.load(c4_run)
+  monkeypatch.setattr(during_training, "FINAL_SOLVER_POSITIONS", N // 2)
+  evaluation = during_training.TrainingEvaluation(
+      player.agent, log=lambda *_: None, solver_positions=N)
+  quick = evaluation.quick(player.params, 1)
+  assert quick["solver_accuracy_positions"] == N
+  assert 0.0 <= quick["solver_accuracy"] <= 1.0
+  assert "vs_random_first_win" in quick
+  final = evaluation.final(player.params)
+  assert final["solver_accuracy_positions"] == N // 2
+  assert "move accuracy" in evaluator.format_report(final)
+  off = during_training.TrainingEvaluation(player.agent, log=lambda *_: None)
+  assert "solver_accuracy" not in off.quick(player.params, 1)
+  monkeypatch.setattr(solver_lib, "available", lambda: False)
+  assert "pip install bitbully" in evaluation.final(
+      player.params)["solver_accuracy_skipped"]
