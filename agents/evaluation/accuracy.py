@@ -14,7 +14,9 @@ play (win, draw or loss: the sign of its score) is the best move's; the
 *move accuracy* is the share of positions where it does, overall and by
 phase of the game, by the number of stones on the board: ``opening`` 0-11
 (the solver's opening book reaches 12 plies), ``middle`` 12-27,
-``endgame`` 28-41. Any opponent of :mod:`agents.evaluation.opponents`
+``endgame`` 28-41; and among the *critical* positions, where some legal
+move loses the solved outcome (in the others every move keeps it). Any
+opponent of :mod:`agents.evaluation.opponents`
 (a trained agent's greedy search, OpenSpiel's MCTSBot, random, the solver)
 is asked for its move in all positions at once: it first observes each
 position's moves (as in a match), then acts once on the whole batch.
@@ -139,32 +141,50 @@ def chosen_moves(opponent, positions: Positions, states, seed: int = 0
   return np.asarray(opponent.act(states, np.ones(num, bool)), np.int32)
 
 
+def _outcomes(scores):
+  """``(legal [N, 7], outcome [N, 7], best outcome [N])`` of ``scores``."""
+  scores = np.asarray(scores)
+  legal = scores != solver_lib.ILLEGAL
+  outcome = np.sign(scores)
+  return legal, outcome, np.max(np.where(legal, outcome, -2), axis=1)
+
+
+def critical(scores) -> np.ndarray:
+  """bool ``[N]``: positions (``scores [N, 7]``) where some legal move
+  loses the solved outcome, so that a player can go wrong."""
+  legal, outcome, best = _outcomes(scores)
+  return np.any(legal & (outcome != best[:, None]), axis=1)
+
+
 def keeps_outcome(scores, actions) -> np.ndarray:
   """bool ``[N]``: whether each move ``actions [N]`` keeps the solved
   outcome of its position (``scores [N, 7]``); an illegal move does not."""
   scores = np.asarray(scores)
   actions = np.asarray(actions)
-  legal = scores != solver_lib.ILLEGAL
-  outcome = np.sign(scores)
-  best = np.max(np.where(legal, outcome, -2), axis=1)
+  legal, outcome, best = _outcomes(scores)
   rows = np.arange(scores.shape[0])
   ok = (actions >= 0) & (actions < scores.shape[1])
   column = np.clip(actions, 0, scores.shape[1] - 1)
   return ok & legal[rows, column] & (outcome[rows, column] == best)
 
 
-def accuracy_report(keeps, stones, prefix: str = "solver_accuracy"
+def accuracy_report(keeps, stones, hard, prefix: str = "solver_accuracy"
                     ) -> Dict[str, Any]:
   """Flat entries (for metrics rows and eval.json): ``<prefix>`` the share
-  of ``keeps [N]`` that is true, ``<prefix>_<phase>`` the same by phase
-  (None for a phase without positions) and ``<prefix>_positions`` N."""
+  of ``keeps [N]`` that is true, ``<prefix>_<phase>`` the same by phase,
+  ``<prefix>_critical`` the same among the positions where ``hard [N]``
+  (see :func:`critical`; None for an empty group), ``<prefix>_positions``
+  N and ``<prefix>_critical_positions`` how many are critical."""
   keeps = np.asarray(keeps, bool)
+  hard = np.asarray(hard, bool)
   phases = phase_index(stones)
-  out: Dict[str, Any] = {prefix: float(np.mean(keeps)),
+  share = lambda x: float(np.mean(x)) if x.size else None
+  out: Dict[str, Any] = {prefix: share(keeps),
                          f"{prefix}_positions": int(keeps.shape[0])}
   for i, (name, _, _) in enumerate(PHASES):
-    mine = keeps[phases == i]
-    out[f"{prefix}_{name}"] = float(np.mean(mine)) if mine.size else None
+    out[f"{prefix}_{name}"] = share(keeps[phases == i])
+  out[f"{prefix}_critical"] = share(keeps[hard])
+  out[f"{prefix}_critical_positions"] = int(np.sum(hard))
   return out
 
 
@@ -177,7 +197,8 @@ def move_accuracy(opponent, env, num: int, seed: int = 0,
   actions = chosen_moves(opponent, positions, states_of(env, positions),
                          seed)
   return accuracy_report(keeps_outcome(positions.scores, actions),
-                         positions.stones, prefix)
+                         positions.stones, critical(positions.scores),
+                         prefix)
 
 
 def format_accuracy(results: Dict[str, Any], label: str,
@@ -186,9 +207,10 @@ def format_accuracy(results: Dict[str, Any], label: str,
   phase; empty if ``results`` has none."""
   if prefix not in results:
     return ""
-  phases = ", ".join(
+  groups = ", ".join(
       f"{name} {results[f'{prefix}_{name}']:.3f}"
-      for name, _, _ in PHASES
+      for name in [p[0] for p in PHASES] + ["critical"]
       if results.get(f"{prefix}_{name}") is not None)
   return (f"{label}: move accuracy {results[prefix]:.3f} on "
-          f"{results[f'{prefix}_positions']} solved positions ({phases})")
+          f"{results[f'{prefix}_positions']} solved positions ({groups}; "
+          f"{results.get(f'{prefix}_critical_positions')} critical)")

@@ -159,6 +159,9 @@ def test_keeps_outcome():
       accuracy.keeps_outcome(scores, [1, 2, 0]), [False, False, True])
   np.testing.assert_array_equal(
       accuracy.keeps_outcome(scores, [3, 4, 7]), [False, False, False])
+  # The third position is lost whatever the move: not critical.
+  np.testing.assert_array_equal(accuracy.critical(scores),
+                                [True, True, False])
 
 
 def test_accuracy_of_the_solver_is_one_and_of_random_play_below():
@@ -168,8 +171,14 @@ def test_accuracy_of_the_solver_is_one_and_of_random_play_below():
   assert perfect["solver_accuracy_positions"] == N
   assert all(perfect[f"solver_accuracy_{name}"] == 1.0
              for name, _, _ in accuracy.PHASES)
+  assert perfect["solver_accuracy_critical"] == 1.0
   rand = accuracy.move_accuracy(random_opponent(env), env, N)
   assert rand["solver_accuracy"] < 0.8
+  # Random moves keep the outcome of every non-critical position.
+  hard = rand["solver_accuracy_critical_positions"]
+  assert 0 < hard < N
+  assert rand["solver_accuracy_critical"] == pytest.approx(
+      1 - (1 - rand["solver_accuracy"]) * N / hard)
   line = accuracy.format_accuracy(rand, "random")
   assert line.startswith("random: move accuracy") and "endgame" in line
 
