@@ -14,9 +14,10 @@ Four's perfect solver, bitbully, on the host) and :class:`MCTSBotOpponent`
 (OpenSpiel's C++ ``MCTSBot`` with random rollouts, one bot and one OpenSpiel
 state per game, stepped on the host and seeded per game);
 :func:`make_opponent` parses ``random``, ``perfect``, ``solver``,
-``mcts:<sims>`` or a run directory. :func:`random_action` and :func:`perfect_action` are the
-jitted-able moves of the random and perfect opponents, which the evaluator
-(:mod:`agents.evaluation.evaluator`) plays inside its own games.
+``mcts:<sims>`` or a run directory. :func:`random_action` and
+:func:`perfect_action` are the jitted-able moves of the random and perfect
+opponents, which the evaluator (:mod:`agents.evaluation.evaluator`) plays
+inside its own games.
 """
 from __future__ import annotations
 
