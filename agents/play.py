@@ -5,27 +5,37 @@
     python -m agents.play RUN_DIR --show-search   # its statistics every move
     python -m agents.play RUN_DIR --against mcts:1000 --games 200
     python -m agents.play RUN_DIR --against OTHER_RUN_DIR --games 50
+    python -m agents.play RUN_DIR --against solver      # Connect Four
+    python -m agents.play RUN_DIR --accuracy 1000 [--accuracy-mcts 1000]
 
 At your turn type a legal move (its number), ``?`` for the search
 statistics of the agent's last move (visit share and Q-value of its top
 moves, from its point of view), ``h`` for help or ``q`` to quit (end of
 input and Ctrl-C quit too). ``--against X`` plays ``--games`` games per side
 between RUN_DIR and X: another run directory, ``mcts:<simulations>``
-(OpenSpiel's MCTSBot), ``random`` or ``perfect`` (tic-tac-toe), and prints
-the score.
+(OpenSpiel's MCTSBot), ``random``, ``perfect`` (tic-tac-toe) or ``solver``
+(Connect Four's perfect solver; needs bitbully), and prints the score.
+``--accuracy N`` prints the agent's move accuracy on N solved Connect Four
+positions (:mod:`agents.evaluation.accuracy`), and with ``--accuracy-mcts
+SIMS`` OpenSpiel's MCTSBot's on the same positions.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Optional, TextIO
 
 import jax
 import numpy as np
 
 from agents.evaluation import player as player_lib
+from agents.evaluation.accuracy import (format_accuracy, move_accuracy,
+                                        solved_positions)
 from agents.evaluation.matches import match
-from agents.evaluation.opponents import make_opponent, search_opponent
+from agents.evaluation.opponents import (MCTSBotOpponent, make_opponent,
+                                         search_opponent)
+from agents.evaluation.solver import check_env
 
 HELP = ("Type the number of a legal move, ? for the agent's search "
         "statistics of its last move, h for this help, q to quit.")
@@ -166,12 +176,41 @@ def build_parser() -> argparse.ArgumentParser:
                  help="search simulations per move (default: the run's)")
   p.add_argument("--against", metavar="X",
                  help="play a match against X: a run directory, "
-                 "mcts:<simulations> (OpenSpiel's MCTSBot), random or "
-                 "perfect (tic-tac-toe)")
+                 "mcts:<simulations> (OpenSpiel's MCTSBot), random, "
+                 "perfect (tic-tac-toe) or solver (Connect Four; needs "
+                 "bitbully)")
   p.add_argument("--games", type=int, default=100,
                  help="games per side with --against (default 100)")
+  p.add_argument("--accuracy", type=int, metavar="N",
+                 help="print the agent's move accuracy on N solved "
+                 "Connect Four positions (its greedy search's move keeps "
+                 "the solved outcome); needs bitbully")
+  p.add_argument("--accuracy-mcts", type=int, metavar="SIMS",
+                 help="with --accuracy: also OpenSpiel's MCTSBot(SIMS)'s "
+                 "on the same positions (slow)")
   p.add_argument("--seed", type=int, default=0)
   return p
+
+
+def accuracy_report(agent, num: int, mcts_simulations: Optional[int]
+                    ) -> str:
+  """The lines of ``--accuracy``: the agent's move accuracy on ``num``
+  solved positions and, if ``mcts_simulations``, MCTSBot's."""
+  check_env(agent.env)
+  start = time.perf_counter()
+  solved_positions(num)
+  lines = [f"solved {num} positions in {time.perf_counter() - start:.1f} s"]
+  players = [(search_opponent(agent),
+              f"{agent.run_dir} ({agent.num_simulations} simulations)")]
+  if mcts_simulations:
+    players.append((MCTSBotOpponent(agent.env, mcts_simulations),
+                    f"OpenSpiel's MCTSBot({mcts_simulations})"))
+  for player, label in players:
+    start = time.perf_counter()
+    result = move_accuracy(player, agent.env, num)
+    lines.append(format_accuracy(result, label)
+                 + f" in {time.perf_counter() - start:.1f} s")
+  return "\n".join(lines)
 
 
 def main(argv=None, inp: TextIO = sys.stdin, out: TextIO = sys.stdout
@@ -185,6 +224,16 @@ def main(argv=None, inp: TextIO = sys.stdin, out: TextIO = sys.stdout
     if agent.env.num_players != 2:
       raise ValueError(f"{args.run_dir} plays {agent.env_name}, a "
                        "one-player game; agents.play needs a two-player game")
+    if args.accuracy is not None:
+      if args.accuracy < 1:
+        raise ValueError(f"--accuracy must be a positive integer, got "
+                         f"{args.accuracy}")
+      if args.accuracy_mcts is not None and args.accuracy_mcts < 1:
+        raise ValueError(f"--accuracy-mcts must be a positive integer, "
+                         f"got {args.accuracy_mcts}")
+      out.write(accuracy_report(agent, args.accuracy, args.accuracy_mcts)
+                + "\n")
+      return 0
     if args.against:
       other = make_opponent(args.against, agent.env)
       result = match(agent.env, search_opponent(agent), other, args.games,

@@ -64,7 +64,8 @@ def train(config: config_lib.Config, out_dir: str, *, resume: bool = False,
           final_eval: bool = True, quick_eval: bool = True,
           plot: bool = True, stop_at: Optional[int] = None,
           devices: Optional[int] = None, mcts_simulations: int = 1000,
-          env=None, log=print) -> Dict[str, Any]:
+          solver_positions: int = 200, env=None,
+          log=print) -> Dict[str, Any]:
   """Trains (or continues) the run of ``config`` in ``out_dir``; returns a
   summary dict (``params``, ``iteration``, ``final_eval``, ``metrics``...).
 
@@ -75,6 +76,9 @@ def train(config: config_lib.Config, out_dir: str, *, resume: bool = False,
   process 0 alone writes metrics, the plot and the evaluation.
   ``mcts_simulations``: the final evaluation also plays OpenSpiel's MCTSBot
   with this many simulations per move, for the games OpenSpiel has (0: not).
+  ``solver_positions``: Connect Four's quick evaluations log the move
+  accuracy on this many solved positions, the final one on 1000 (needs
+  bitbully; 0: not).
   ``stop_at``: stop (with a checkpoint) once this iteration is reached, as
   a killed run would (for tests and scripted interruptions).
   """
@@ -83,7 +87,8 @@ def train(config: config_lib.Config, out_dir: str, *, resume: bool = False,
     devices = math.gcd(len(jax.devices()), config.num_shards)
   mesh = make_mesh(devices)
   agent = algorithms.make_agent(config, env or envs.make(config.env))
-  evaluation = TrainingEvaluation(agent, mcts_simulations, log)
+  evaluation = TrainingEvaluation(agent, mcts_simulations, log,
+                                  solver_positions=solver_positions)
   return loop.train(
       agent, out_dir, mesh, resume=resume, max_minutes=max_minutes,
       checkpoint_every_s=checkpoint_every_s, progress=progress,
@@ -156,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
                  "OpenSpiel's MCTSBot with N simulations per move "
                  "(tictactoe, connect4; needs open_spiel; 0: not; default "
                  "1000)")
+  p.add_argument("--eval-solver-positions", type=int, default=200,
+                 metavar="N", help="connect4: the quick evaluations log "
+                 "the move accuracy on N positions solved by a perfect "
+                 "solver, the final one on 1000 (needs bitbully; 0: not; "
+                 "default 200)")
   p.add_argument("--out", help="run directory (new or empty); default "
                  "runs/<env>-<algo>-<time>")
   p.add_argument("--resume", metavar="DIR",
@@ -229,7 +239,8 @@ def _check_resume_flags(args) -> None:
     raise RunError(f"{', '.join(changed)} cannot change when resuming "
                    "(the run's settings are in its run.json); only "
                    "--steps, --max-minutes, --final-eval-games, "
-                   "--eval-mcts-sims, --checkpoint-every and the devices "
+                   "--eval-mcts-sims, --eval-solver-positions, "
+                   "--checkpoint-every and the devices "
                    "and hosts can")
 
 
@@ -298,6 +309,9 @@ def main(argv=None) -> int:
     if args.eval_mcts_sims < 0:
       raise RunError(f"--eval-mcts-sims must be >= 0, got "
                      f"{args.eval_mcts_sims}")
+    if args.eval_solver_positions < 0:
+      raise RunError(f"--eval-solver-positions must be >= 0, got "
+                     f"{args.eval_solver_positions}")
     env = None
     if args.resume:
       _check_resume_flags(args)
@@ -319,7 +333,8 @@ def main(argv=None) -> int:
                     max_minutes=args.max_minutes,
                     checkpoint_every_s=args.checkpoint_every,
                     progress=not args.no_progress, devices=devices,
-                    mcts_simulations=args.eval_mcts_sims, env=env)
+                    mcts_simulations=args.eval_mcts_sims,
+                    solver_positions=args.eval_solver_positions, env=env)
   except (RunError, CheckpointError, processes.ParallelError,
           RunLockedError) as e:
     print(f"error: {e}", file=sys.stderr)

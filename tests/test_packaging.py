@@ -82,7 +82,7 @@ def test_wheel_holds_the_library_and_nothing_else(wheel):
   plain = {re.split(r"[ <>=!~;\[]", r)[0] for r in requires if "extra ==" not in r}
   assert plain == {"jax", "jaxlib", "chex", "numpy"}, requires
   extras = set(re.findall(r"^Provides-Extra: (.*)$", metadata, re.M))
-  assert {"agents", "openspiel", "pgx", "dev"} <= extras, extras
+  assert {"agents", "openspiel", "pgx", "bitbully", "dev"} <= extras, extras
 
 
 def _checks_after_example():

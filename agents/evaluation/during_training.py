@@ -1,19 +1,26 @@
 """The evaluations of a training run: quick ones every ``eval_every``
 iterations (a metrics row's rates) and the final one (eval.json), against
-random and perfect players and, for the games OpenSpiel has, its MCTSBot."""
+random and perfect players, for the games OpenSpiel has its MCTSBot, and for
+Connect Four (when bitbully is installed) the move accuracy on solved
+positions (:mod:`agents.evaluation.accuracy`)."""
 from __future__ import annotations
 
 from typing import Any, Dict
 
 import jax
 
+from agents.evaluation import solver as solver_lib
+from agents.evaluation.accuracy import move_accuracy
 from agents.evaluation.evaluator import cached_evaluator
 from agents.evaluation.matches import mcts_evaluation
+from agents.evaluation.opponents import search_opponent
 from agents.evaluation.player import Player
 from envs import openspiel_map
 
 # The iteration whose key the final evaluation uses.
 FINAL = 10**9
+# Solved positions of the final evaluation's move accuracy.
+FINAL_SOLVER_POSITIONS = 1000
 
 
 class TrainingEvaluation:
@@ -21,11 +28,16 @@ class TrainingEvaluation:
   flat dicts of rates (see :class:`~agents.evaluation.evaluator.Evaluator`),
   each game batch jitted once per process and seeded by the run's seed and
   the iteration. ``mcts_simulations`` > 0: the final evaluation also plays
-  OpenSpiel's MCTSBot with that many simulations per move."""
+  OpenSpiel's MCTSBot with that many simulations per move.
+  ``solver_positions`` > 0 (Connect Four, bitbully installed): the quick
+  evaluations add the greedy agent's move accuracy on that many solved
+  positions, the final one on :data:`FINAL_SOLVER_POSITIONS`."""
 
-  def __init__(self, agent, mcts_simulations: int = 0, log=print):
+  def __init__(self, agent, mcts_simulations: int = 0, log=print,
+               solver_positions: int = 0):
     self.agent = agent
     self.mcts_simulations = mcts_simulations
+    self.solver_positions = solver_positions
     self.log = log
     self.key = jax.random.PRNGKey(agent.config.seed + 1_000_003)
 
@@ -33,12 +45,29 @@ class TrainingEvaluation:
     evaluator = cached_evaluator(self.agent, games)
     return evaluator(params, jax.random.fold_in(self.key, iteration))
 
+  def _accuracy(self, params, positions: int) -> Dict[str, Any]:
+    if (not positions or self.agent.env.name != "connect4"
+        or not solver_lib.available()):
+      return {}
+    player = Player(self.agent.config, params, agent=self.agent)
+    return move_accuracy(search_opponent(player), self.agent.env, positions)
+
   def quick(self, params, iteration: int) -> Dict[str, Any]:
-    return self._rates(params, iteration, self.agent.config.eval_games)
+    results = self._rates(params, iteration, self.agent.config.eval_games)
+    results.update(self._accuracy(params, self.solver_positions))
+    return results
 
   def final(self, params) -> Dict[str, Any]:
     config = self.agent.config
     results = self._rates(params, FINAL, config.final_eval_games)
+    if self.solver_positions and self.agent.env.name == "connect4":
+      if solver_lib.available():
+        self.log(f"Final evaluation: move accuracy on "
+                 f"{FINAL_SOLVER_POSITIONS} solved positions")
+        results.update(self._accuracy(params, FINAL_SOLVER_POSITIONS))
+      else:
+        results["solver_accuracy_skipped"] = ("bitbully is not installed "
+                                              "(pip install bitbully)")
     if self.mcts_simulations and openspiel_map.has_game(config.env):
       self.log(f"Final evaluation against OpenSpiel's MCTSBot("
                f"{self.mcts_simulations}) at {config.env}")

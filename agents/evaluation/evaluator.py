@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from agents.evaluation.accuracy import format_accuracy
 from agents.evaluation.matches import summarize
 from agents.evaluation.opponents import build_perfect_tables, perfect_action
 from agents.training.selfplay import random_action
@@ -200,6 +201,8 @@ def format_report(results: Dict[str, float]) -> str:
   if "vs_mcts_skipped" in results:
     lines.append(f"OpenSpiel's MCTSBot: not played ("
                  f"{results['vs_mcts_skipped']})")
+  if "solver_accuracy" in results:
+    lines.append(format_accuracy(results, "agent"))
   return "\n".join(lines)
 
 

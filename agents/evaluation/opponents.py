@@ -9,23 +9,27 @@ An *opponent* is host code that moves in a batch of ``G`` games at once::
 
 :func:`search_opponent` (a trained :class:`agents.evaluation.player.Player`:
 ONE jitted search over the whole batch per ply), :func:`random_opponent`,
-:func:`perfect_opponent` (tic-tac-toe) and :class:`MCTSBotOpponent`
+:func:`perfect_opponent` (tic-tac-toe), :class:`SolverOpponent` (Connect
+Four's perfect solver, bitbully, on the host) and :class:`MCTSBotOpponent`
 (OpenSpiel's C++ ``MCTSBot`` with random rollouts, one bot and one OpenSpiel
 state per game, stepped on the host and seeded per game);
-:func:`make_opponent` parses ``random``, ``perfect``, ``mcts:<sims>`` or a
-run directory. :func:`random_action` and :func:`perfect_action` are the
-jitted-able moves of the random and perfect opponents, which the evaluator
-(:mod:`agents.evaluation.evaluator`) plays inside its own games.
+:func:`make_opponent` parses ``random``, ``perfect``, ``solver``,
+``mcts:<sims>`` or a run directory. :func:`random_action` and
+:func:`perfect_action` are the jitted-able moves of the random and perfect
+opponents, which the evaluator (:mod:`agents.evaluation.evaluator`) plays
+inside its own games.
 """
 from __future__ import annotations
 
 import functools
+import random
 from typing import Optional
 
 import jax
 import numpy as np
 
 from agents.evaluation import player as player_lib
+from agents.evaluation import solver as solver_lib
 from agents.training.selfplay import random_action
 from envs import openspiel_map
 from envs import tictactoe_solver
@@ -110,6 +114,37 @@ def perfect_opponent(env) -> JaxOpponent:
   return JaxOpponent(env, "perfect", jax.jit(perfect_action))
 
 
+class SolverOpponent:
+  """Perfect Connect Four play (:mod:`agents.evaluation.solver`): in each
+  game a uniformly random one of the moves with the best exact score (the
+  fastest win, else a draw, else the slowest loss), drawn from a
+  ``random.Random`` seeded like :class:`MCTSBotOpponent`'s bots by
+  :meth:`reset`. Raises ImportError naming ``pip install bitbully`` if the
+  solver is not installed."""
+
+  def __init__(self, env):
+    solver_lib.check_env(env)
+    self.env = env
+    self.name = "solver"
+    self.solver = solver_lib.shared_solver()
+    self.rngs = []
+
+  def reset(self, num_games: int, seed: int) -> None:
+    self.rngs = [random.Random(game_seed(seed, g)) for g in range(num_games)]
+
+  def act(self, states, to_act) -> np.ndarray:
+    boards = np.asarray(states.board)
+    players = np.asarray(states.current_player)
+    actions = np.zeros(boards.shape[0], np.int32)
+    for g in np.flatnonzero(to_act):
+      actions[g] = self.solver.best_move(boards[g], self.rngs[g],
+                                         int(players[g]))
+    return actions
+
+  def observe(self, actions, live) -> None:
+    del actions, live
+
+
 class MCTSBotOpponent:
   """OpenSpiel's C++ ``MCTSBot`` (UCT with random rollouts, MCTS-Solver).
 
@@ -165,14 +200,17 @@ class MCTSBotOpponent:
 def make_opponent(spec: str, env, *,
                   num_simulations: Optional[int] = None):
   """An opponent from a name: ``random``, ``perfect`` (tic-tac-toe),
-  ``mcts:<simulations>`` (OpenSpiel's MCTSBot) or a run directory (a
-  trained agent, searching with ``num_simulations`` if given). Raises
-  ValueError (or ImportError for a missing OpenSpiel) with a clear message.
+  ``solver`` (Connect Four's perfect solver), ``mcts:<simulations>``
+  (OpenSpiel's MCTSBot) or a run directory (a trained agent, searching
+  with ``num_simulations`` if given). Raises ValueError (or ImportError for
+  a missing OpenSpiel or bitbully) with a clear message.
   """
   if spec == "random":
     return random_opponent(env)
   if spec == "perfect":
     return perfect_opponent(env)
+  if spec == "solver":
+    return SolverOpponent(env)
   if spec.startswith("mcts:"):
     sims = spec[len("mcts:"):]
     if not sims.isdigit() or int(sims) < 1:
@@ -185,8 +223,9 @@ def make_opponent(spec: str, env, *,
   try:
     other = player_lib.load(spec, num_simulations=num_simulations)
   except player_lib.LoadError as e:
-    raise ValueError(f"{spec!r} is not random, perfect, mcts:<simulations> "
-                     f"or a usable run directory: {e}") from e
+    raise ValueError(f"{spec!r} is not random, perfect, solver, "
+                     f"mcts:<simulations> or a usable run directory: {e}"
+                     ) from e
   if other.env_name != env.name:
     raise ValueError(f"{spec!r} was trained on {other.env_name}, not "
                      f"{env.name}")
