@@ -146,7 +146,7 @@ def score_report(a_name: str, b_name: str, result, games: int) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(
-      prog="python -m agents.play",
+      prog="python -m agents.play", allow_abbrev=False,
       description="Play a trained agent in the terminal, or a match "
       "between it and another player (--against).")
   p.add_argument("run_dir", metavar="RUN_DIR",
@@ -170,7 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
                  "perfect (tic-tac-toe)")
   p.add_argument("--games", type=int, default=100,
                  help="games per side with --against (default 100)")
-  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--seed", type=int, default=0,
+                 help="seed of the games (default 0)")
   return p
 
 

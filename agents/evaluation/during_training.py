@@ -1,15 +1,17 @@
 """The evaluations of a training run: quick ones every ``eval_every``
 iterations (a metrics row's rates) and the final one (eval.json), against
-random and perfect players and, for the games OpenSpiel has, its MCTSBot."""
+random and perfect players and, for the games OpenSpiel has, its MCTSBot.
+Each says what it compiles and plays, and how long it took."""
 from __future__ import annotations
 
 from typing import Any, Dict
 
 import jax
 
-from agents.evaluation.evaluator import cached_evaluator
+from agents.evaluation.evaluator import Evaluator, cached_evaluator
 from agents.evaluation.matches import mcts_evaluation
 from agents.evaluation.player import Player
+from agents.runs.console import progress_bar, timed
 from envs import openspiel_map
 
 # The iteration whose key the final evaluation uses.
@@ -21,28 +23,67 @@ class TrainingEvaluation:
   flat dicts of rates (see :class:`~agents.evaluation.evaluator.Evaluator`),
   each game batch jitted once per process and seeded by the run's seed and
   the iteration. ``mcts_simulations`` > 0: the final evaluation also plays
-  OpenSpiel's MCTSBot with that many simulations per move."""
+  OpenSpiel's MCTSBot with that many simulations per move, with a progress
+  bar (by ply) if ``progress``."""
 
-  def __init__(self, agent, mcts_simulations: int = 0, log=print):
+  def __init__(self, agent, mcts_simulations: int = 0, log=print,
+               progress: bool = False):
     self.agent = agent
     self.mcts_simulations = mcts_simulations
     self.log = log
+    self.progress = progress
     self.key = jax.random.PRNGKey(agent.config.seed + 1_000_003)
 
-  def _rates(self, params, iteration: int, games: int) -> Dict[str, Any]:
+  def _compiled(self, params, games: int, name: str) -> Evaluator:
+    """The evaluator of ``games`` games per side, compiled (said, timed)."""
     evaluator = cached_evaluator(self.agent, games)
-    return evaluator(params, jax.random.fold_in(self.key, iteration))
+    with timed(self.log, f"Compiling the {name} ({evaluator.describe()})",
+               f"Compiled the {name}"):
+      evaluator.compile(params, self.key)
+    return evaluator
+
+  def prepare(self, params, iteration: int) -> None:
+    """Compiles the quick evaluation if one comes after ``iteration``."""
+    config = self.agent.config
+    if config.steps // config.eval_every > iteration // config.eval_every:
+      self._compiled(params, config.eval_games, "quick evaluation")
 
   def quick(self, params, iteration: int) -> Dict[str, Any]:
-    return self._rates(params, iteration, self.agent.config.eval_games)
+    evaluator = cached_evaluator(self.agent, self.agent.config.eval_games)
+    return evaluator(params, jax.random.fold_in(self.key, iteration))
 
   def final(self, params) -> Dict[str, Any]:
     config = self.agent.config
-    results = self._rates(params, FINAL, config.final_eval_games)
+    evaluator = self._compiled(params, config.final_eval_games,
+                               "final evaluation")
+    with timed(self.log, f"Final evaluation: {evaluator.describe()}",
+               "Played the final evaluation"):
+      results = evaluator(params, jax.random.fold_in(self.key, FINAL))
     if self.mcts_simulations and openspiel_map.has_game(config.env):
-      self.log(f"Final evaluation against OpenSpiel's MCTSBot("
-               f"{self.mcts_simulations}) at {config.env}")
-      results.update(mcts_evaluation(
-          Player(config, params, agent=self.agent), config.final_eval_games,
-          self.mcts_simulations, seed=config.seed))
+      bot = f"OpenSpiel's MCTSBot({self.mcts_simulations})"
+      player = Player(config, params, agent=self.agent)
+      with timed(self.log, f"Final evaluation against {bot} at "
+                 f"{config.env}: {config.final_eval_games} games per side",
+                 f"Played against {bot}"):
+        results.update(self._mcts(player))
     return results
+
+  def _mcts(self, player) -> Dict[str, Any]:
+    """The match against MCTSBot, with a bar by ply if ``progress``."""
+    config = self.agent.config
+    if not self.progress:
+      return mcts_evaluation(player, config.final_eval_games,
+                             self.mcts_simulations, seed=config.seed)
+    bar = progress_bar(self.agent.env.max_episode_steps or 0,
+                       f"vs MCTSBot({self.mcts_simulations})", "ply")
+
+    def on_ply(plies: int, running: int) -> None:
+      bar.set_postfix(games_running=running, refresh=False)
+      bar.update(plies - bar.n)
+
+    try:
+      return mcts_evaluation(player, config.final_eval_games,
+                             self.mcts_simulations, seed=config.seed,
+                             on_ply=on_ply)
+    finally:
+      bar.close()
