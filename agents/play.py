@@ -11,8 +11,9 @@ statistics of the agent's last move (visit share and Q-value of its top
 moves, from its point of view), ``h`` for help or ``q`` to quit (end of
 input and Ctrl-C quit too). ``--against X`` plays ``--games`` games per side
 between RUN_DIR and X: another run directory, ``mcts:<simulations>``
-(OpenSpiel's MCTSBot), ``random`` or ``perfect`` (tic-tac-toe), and prints
-the score.
+(OpenSpiel's MCTSBot), ``random`` or ``perfect`` (tic-tac-toe), with a
+progress bar by ply on stderr, and prints the score. Flags are never
+abbreviated.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import numpy as np
 from agents.evaluation import player as player_lib
 from agents.evaluation.matches import match
 from agents.evaluation.opponents import make_opponent, search_opponent
+from agents.runs.console import ply_progress
 
 HELP = ("Type the number of a legal move, ? for the agent's search "
         "statistics of its last move, h for this help, q to quit.")
@@ -188,8 +190,10 @@ def main(argv=None, inp: TextIO = sys.stdin, out: TextIO = sys.stdout
                        "one-player game; agents.play needs a two-player game")
     if args.against:
       other = make_opponent(args.against, agent.env)
-      result = match(agent.env, search_opponent(agent), other, args.games,
-                     args.seed)
+      with ply_progress(agent.env.max_episode_steps or 0,
+                        f"against {args.against}") as on_ply:
+        result = match(agent.env, search_opponent(agent), other,
+                       args.games, args.seed, on_ply)
       out.write(score_report(args.run_dir, args.against, result,
                              args.games) + "\n")
       return 0

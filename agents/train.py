@@ -87,7 +87,10 @@ def train(config: config_lib.Config, out_dir: str, *, resume: bool = False,
   ``mcts_simulations``: the final evaluation also plays OpenSpiel's MCTSBot
   with this many simulations per move, for the games OpenSpiel has (0: not).
   ``stop_at``: stop (with a checkpoint) once this iteration is reached, as
-  a killed run would (for tests and scripted interruptions).
+  a killed run would (for tests and scripted interruptions). SIGTERM or
+  SIGINT: saved at the end of the iteration, then
+  :class:`~agents.runs.signals.RunStopped` (see
+  :func:`agents.training.loop.train`).
   """
   config = config_lib.validate(config)
   if devices is None:

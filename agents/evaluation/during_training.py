@@ -11,7 +11,7 @@ import jax
 from agents.evaluation.evaluator import Evaluator, cached_evaluator
 from agents.evaluation.matches import mcts_evaluation
 from agents.evaluation.player import Player
-from agents.runs.console import progress_bar, timed
+from agents.runs.console import ply_progress, timed
 from envs import openspiel_map
 
 # The iteration whose key the final evaluation uses.
@@ -71,19 +71,9 @@ class TrainingEvaluation:
   def _mcts(self, player) -> Dict[str, Any]:
     """The match against MCTSBot, with a bar by ply if ``progress``."""
     config = self.agent.config
-    if not self.progress:
-      return mcts_evaluation(player, config.final_eval_games,
-                             self.mcts_simulations, seed=config.seed)
-    bar = progress_bar(self.agent.env.max_episode_steps or 0,
-                       f"vs MCTSBot({self.mcts_simulations})", "ply")
-
-    def on_ply(plies: int, running: int) -> None:
-      bar.set_postfix(games_running=running, refresh=False)
-      bar.update(plies - bar.n)
-
-    try:
+    with ply_progress(self.agent.env.max_episode_steps or 0,
+                      f"vs MCTSBot({self.mcts_simulations})",
+                      self.progress) as on_ply:
       return mcts_evaluation(player, config.final_eval_games,
                              self.mcts_simulations, seed=config.seed,
                              on_ply=on_ply)
-    finally:
-      bar.close()
