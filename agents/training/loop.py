@@ -127,10 +127,13 @@ def train(agent, out_dir: str, mesh, *, resume: bool = False,
     if resume and main_process:
       all_rows = metrics_lib.keep_until(metrics_path, it)
     train_step = jitted_train_step(agent, mesh)
+    signum = 0
     if it < config.steps:
       _compile(train_step, state, config, log)
       if prepare_evaluation is not None and main_process:
         prepare_evaluation(processes.fetch(state.params), it)
+      # A signal during the compilation stops before the first iteration.
+      _, signum = processes.agree((), signals.signum)
 
     def save(state, elapsed):
       checkpoints.save(ckpt_dir, state, dict(
@@ -144,10 +147,9 @@ def train(agent, out_dir: str, mesh, *, resume: bool = False,
     start = time.time()
     last_ckpt = start
     stopped_early = False
-    signum = 0
     metrics_file = open(metrics_path, "a") if main_process else None
     try:
-      while it < config.steps:
+      while it < config.steps and not signum:
         new_state, metrics = train_step(state)
         metrics = processes.fetch(metrics)
         if not metrics.pop("finite"):

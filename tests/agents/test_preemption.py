@@ -91,6 +91,20 @@ def test_sigterm_saves_skips_the_final_evaluation_and_resume_is_exact(
   assert resumed["iteration"] == 4
   assert params_equal(resumed["state"], full["state"])
 
+  # Ctrl-C during the compilation: stopped before the first iteration.
+  def ctrl_c_while_compiling(line):
+    if line.startswith("Compiling"):
+      os.kill(os.getpid(), signal.SIGINT)
+
+  early = str(tmp_path / "early")
+  run_dir.prepare_new_run(early, config)
+  with pytest.raises(RunStopped) as stopped:
+    loop.train(agent, early, mesh, progress=False, plot=False,
+               log=ctrl_c_while_compiling, final_evaluate=no_final)
+  assert (stopped.value.iteration, stopped.value.exit_code) == (0, 130)
+  assert _restore(agent, early)[1]["iteration"] == 0
+  assert not open(os.path.join(early, run_dir.METRICS_FILE)).read()
+
 
 # ----------------------------------------------------- the command line
 # A tiny run of the real command (catch: small networks, quick to compile).
