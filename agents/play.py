@@ -14,10 +14,11 @@ moves, from its point of view), ``h`` for help or ``q`` to quit (end of
 input and Ctrl-C quit too). ``--against X`` plays ``--games`` games per side
 between RUN_DIR and X: another run directory, ``mcts:<simulations>``
 (OpenSpiel's MCTSBot), ``random``, ``perfect`` (tic-tac-toe) or ``solver``
-(Connect Four's perfect solver; needs bitbully), and prints the score.
-``--accuracy N`` prints the agent's move accuracy on N solved Connect Four
-positions (:mod:`agents.evaluation.accuracy`), and with ``--accuracy-mcts
-SIMS`` OpenSpiel's MCTSBot's on the same positions.
+(Connect Four's perfect solver; needs bitbully), with a progress bar by ply
+on stderr, and prints the score. ``--accuracy N`` prints the agent's move
+accuracy on N solved Connect Four positions
+(:mod:`agents.evaluation.accuracy`), and with ``--accuracy-mcts SIMS``
+OpenSpiel's MCTSBot's on the same positions. Flags are never abbreviated.
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from agents.evaluation.matches import match
 from agents.evaluation.opponents import (MCTSBotOpponent, make_opponent,
                                          search_opponent)
 from agents.evaluation.solver import check_env
+from agents.runs.console import ply_progress
 
 HELP = ("Type the number of a legal move, ? for the agent's search "
         "statistics of its last move, h for this help, q to quit.")
@@ -156,7 +158,7 @@ def score_report(a_name: str, b_name: str, result, games: int) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(
-      prog="python -m agents.play",
+      prog="python -m agents.play", allow_abbrev=False,
       description="Play a trained agent in the terminal, or a match "
       "between it and another player (--against).")
   p.add_argument("run_dir", metavar="RUN_DIR",
@@ -184,11 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--accuracy", type=int, metavar="N",
                  help="print the agent's move accuracy on N solved "
                  "Connect Four positions (its greedy search's move keeps "
-                 "the solved outcome); needs bitbully")
+                 "the solved outcome); needs bitbully (default: not)")
   p.add_argument("--accuracy-mcts", type=int, metavar="SIMS",
                  help="with --accuracy: also OpenSpiel's MCTSBot(SIMS)'s "
-                 "on the same positions (slow)")
-  p.add_argument("--seed", type=int, default=0)
+                 "on the same positions (slow) (default: not)")
+  p.add_argument("--seed", type=int, default=0,
+                 help="seed of the games (default 0)")
   return p
 
 
@@ -236,8 +239,10 @@ def main(argv=None, inp: TextIO = sys.stdin, out: TextIO = sys.stdout
       return 0
     if args.against:
       other = make_opponent(args.against, agent.env)
-      result = match(agent.env, search_opponent(agent), other, args.games,
-                     args.seed)
+      with ply_progress(agent.env.max_episode_steps or 0,
+                        f"against {args.against}") as on_ply:
+        result = match(agent.env, search_opponent(agent), other,
+                       args.games, args.seed, on_ply)
       out.write(score_report(args.run_dir, args.against, result,
                              args.games) + "\n")
       return 0

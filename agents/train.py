@@ -25,6 +25,15 @@ also continues on another number of devices (see docs/scaling.md).
 A non-finite loss, gradient or parameter stops the run with an error naming
 the iteration, before anything of that iteration is saved.
 
+SIGTERM (preemption: SLURM, Kubernetes, cloud) or Ctrl-C stops the run at
+the end of the current iteration, in every process at the same one: it
+saves a checkpoint, skips the final evaluation, prints the command that
+continues it (``Resume with: python -m agents.train --resume DIR``) and
+exits with 128 + the signal's number (143 for SIGTERM, 130 for Ctrl-C); a
+second Ctrl-C aborts at once, keeping the last checkpoint
+(:mod:`agents.runs.signals`). The command line says what it compiles and
+how long that took, and shows progress for the long evaluations.
+
 This module parses the flags, builds the environment and the agent once
 (:func:`train`) and hands them to the training loop
 (:mod:`agents.training.loop`) and its evaluation
@@ -37,6 +46,7 @@ import datetime
 import json
 import math
 import os
+import shlex
 import sys
 from typing import Any, Dict, Optional
 
@@ -50,9 +60,10 @@ from agents.evaluation.evaluator import format_report
 from agents.runs import processes
 from agents.runs.checkpoints import CheckpointError
 from agents.runs.lock import RunLock, RunLockedError
-from agents.runs.run_dir import (METRICS_FILE, PLOT_FILE, RunError,
-                                 load_run_config, prepare_new_run,
+from agents.runs.run_dir import (CHECKPOINT_DIR, METRICS_FILE, PLOT_FILE,
+                                 RunError, load_run_config, prepare_new_run,
                                  write_run_file)
+from agents.runs.signals import RunStopped, signal_name
 from agents.training import loop
 from agents.training.parallel import make_mesh
 from agents.training.targets import window_length
@@ -80,21 +91,25 @@ def train(config: config_lib.Config, out_dir: str, *, resume: bool = False,
   accuracy on this many solved positions, the final one on 1000 (needs
   bitbully; 0: not).
   ``stop_at``: stop (with a checkpoint) once this iteration is reached, as
-  a killed run would (for tests and scripted interruptions).
+  a killed run would (for tests and scripted interruptions). SIGTERM or
+  SIGINT: saved at the end of the iteration, then
+  :class:`~agents.runs.signals.RunStopped` (see
+  :func:`agents.training.loop.train`).
   """
   config = config_lib.validate(config)
   if devices is None:
     devices = math.gcd(len(jax.devices()), config.num_shards)
   mesh = make_mesh(devices)
   agent = algorithms.make_agent(config, env or envs.make(config.env))
-  evaluation = TrainingEvaluation(agent, mcts_simulations, log,
+  evaluation = TrainingEvaluation(agent, mcts_simulations, log, progress,
                                   solver_positions=solver_positions)
   return loop.train(
       agent, out_dir, mesh, resume=resume, max_minutes=max_minutes,
       checkpoint_every_s=checkpoint_every_s, progress=progress,
       quick_evaluate=evaluation.quick if quick_eval else None,
-      final_evaluate=evaluation.final if final_eval else None, plot=plot,
-      stop_at=stop_at, log=log)
+      final_evaluate=evaluation.final if final_eval else None,
+      prepare_evaluation=evaluation.prepare if quick_eval else None,
+      plot=plot, stop_at=stop_at, log=log)
 
 
 # ------------------------------------------------------------- command line
@@ -111,71 +126,115 @@ _RUN_FLAGS = dict(env="env", algo="algo", policy="policy",
                   code_usage_weight="code_usage_weight")
 
 
+def _show(value) -> str:
+  return "to the episode end" if value is None else f"{value:g}" if (
+      isinstance(value, float)) else str(value)
+
+
+def game_defaults(field: str) -> str:
+  """``"default X"`` of a config field, with the games whose default
+  differs (``"default 16; connect4 32, pgx:<id> 32"``), or ``"default per
+  game: ..."`` when no value is shared."""
+  values = {name: _show(getattr(config_lib.make_config(name), field))
+            for name in envs.VALID_NAMES}
+  counts = {v: list(values.values()).count(v) for v in values.values()}
+  common = max(counts, key=counts.get)
+  if counts[common] == 1:
+    return "default per game: " + ", ".join(
+        f"{name} {v}" for name, v in values.items())
+  others = [f"{name} {v}" for name, v in values.items() if v != common]
+  return f"default {common}" + ("; " + ", ".join(others) if others else "")
+
+
 def build_parser() -> argparse.ArgumentParser:
+  """The flags of ``python -m agents.train`` (no abbreviations: a typo such
+  as ``--step 3`` is an error, not ``--steps 3``)."""
+  games = ", ".join(envs.VALID_NAMES)
   p = argparse.ArgumentParser(
-      prog="python -m agents.train",
-      description="Train MuZero / AlphaZero with batched MCTS. With no "
-      "arguments: the demo (MuZero with a learned model and the Gumbel "
-      "policy on tic-tac-toe, then an evaluation against random and "
-      "perfect players).")
-  p.add_argument("--env", help="tictactoe | connect4 | catch | pgx:<id> "
+      prog="python -m agents.train", allow_abbrev=False,
+      description="Train MuZero / AlphaZero / Stochastic MuZero with "
+      "batched MCTS. With no arguments: the demo (MuZero with a learned "
+      "model and the Gumbel policy on tic-tac-toe, then an evaluation "
+      "against random and perfect players). SIGTERM or Ctrl-C: a "
+      "checkpoint at the end of the iteration, no final evaluation, the "
+      "--resume command printed, exit status 128 + the signal (143, 130).",
+      epilog=f"Games: {games} (any pgx game id, e.g. pgx:go_9x9; needs "
+      f"pgx). Algorithms: {', '.join(config_lib.ALGOS)}. Settings not "
+      "given take the game's defaults (agents/config.py).")
+  game = lambda field: "(" + game_defaults(field) + ")"
+  p.add_argument("--env", metavar="GAME",
+                 help=f"the game: {' | '.join(envs.VALID_NAMES)} "
                  "(default tictactoe)")
   p.add_argument("--algo", choices=config_lib.ALGOS,
-                 help="muzero (learned model) or alphazero (true env in "
-                 "the search); default per game")
+                 help="muzero (learned model), alphazero (the true game in "
+                 "the search) or stochastic_muzero (learned model with "
+                 "chance outcomes) " + game("algo"))
   p.add_argument("--policy", choices=config_lib.POLICIES,
-                 help="gumbel (default) or muzero (pUCT)")
-  p.add_argument("--simulations", type=int, help="simulations per search")
-  p.add_argument("--seed", type=int)
+                 help="gumbel (Gumbel MuZero) or muzero (pUCT; the only "
+                 "one of stochastic_muzero) " + game("policy"))
+  p.add_argument("--simulations", type=int,
+                 help="simulations per search " + game("num_simulations"))
+  p.add_argument("--seed", type=int, help="the run's seed " + game("seed"))
   p.add_argument("--steps", type=int,
                  help="training iterations in total (each: self-play of "
-                 "--envs games for some steps, then some updates)")
-  p.add_argument("--envs", type=int, help="parallel self-play games")
-  p.add_argument("--batch-size", type=int)
+                 "--envs games for some steps, then some updates) "
+                 + game("steps"))
+  p.add_argument("--envs", type=int,
+                 help="parallel self-play games " + game("num_envs"))
+  p.add_argument("--batch-size", type=int,
+                 help="windows per gradient step " + game("batch_size"))
   p.add_argument("--updates-per-iter", type=int,
                  help="gradient steps per iteration (each on --batch-size "
-                 "windows)")
+                 "windows) " + game("updates_per_iter"))
   p.add_argument("--replay-capacity", type=int,
-                 help="time steps kept per self-play environment")
-  p.add_argument("--lr", type=float, help="learning rate")
-  p.add_argument("--unroll-steps", type=int, help="K (MuZero)")
+                 help="time steps kept per self-play environment "
+                 + game("replay_capacity"))
+  p.add_argument("--lr", type=float, help="learning rate (cosine decay to "
+                 "10%% over the run) " + game("learning_rate"))
+  p.add_argument("--unroll-steps", type=int,
+                 help="K, the model's unrolled steps (muzero, "
+                 "stochastic_muzero; alphazero: 0) " + game("unroll_steps"))
   p.add_argument("--td-steps", type=int,
-                 help="n for value targets (default: to the episode end)")
+                 help="n for value targets " + game("td_steps"))
   p.add_argument("--reanalyse", type=float, metavar="F",
                  help="MuZero Reanalyse: fraction F in [0, 1] of every "
                  "batch gets fresh policy and value targets from new "
                  "searches with the current parameters (muzero only; "
-                 "default 0: off; see docs/agents.md)")
+                 "see docs/agents.md) " + game("reanalyse_fraction"))
   p.add_argument("--code-usage-weight", type=float, metavar="W",
                  help="Stochastic MuZero: weight of the term that asks the "
-                 "chance encoder to use many codes over a batch (default "
-                 "per game; see docs/stochastic_muzero.md)")
+                 "chance encoder to use many codes over a batch (see "
+                 "docs/stochastic_muzero.md) " + game("code_usage_weight"))
   p.add_argument("--eval-every", type=int, help="iterations between quick "
-                 "evaluations")
+                 "evaluations " + game("eval_every"))
   p.add_argument("--eval-games", type=int, help="games per side in quick "
-                 "evaluations")
+                 "evaluations " + game("eval_games"))
   p.add_argument("--final-eval-games", type=int,
-                 help="games per side in the final evaluation")
+                 help="games per side in the final evaluation "
+                 + game("final_eval_games"))
   p.add_argument("--eval-mcts-sims", type=int, default=1000,
                  metavar="N", help="the final evaluation also plays "
                  "OpenSpiel's MCTSBot with N simulations per move "
-                 "(tictactoe, connect4; needs open_spiel; 0: not; default "
-                 "1000)")
+                 "(tictactoe, connect4; needs open_spiel; 0: not) "
+                 "(default %(default)s)")
   p.add_argument("--eval-solver-positions", type=int, default=200,
                  metavar="N", help="connect4: the quick evaluations log "
                  "the move accuracy on N positions solved by a perfect "
-                 "solver, the final one on 1000 (needs bitbully; 0: not; "
-                 "default 200)")
-  p.add_argument("--out", help="run directory (new or empty); default "
-                 "runs/<env>-<algo>-<time>")
+                 "solver, the final one on 1000 (needs bitbully; 0: not) "
+                 "(default %(default)s)")
+  p.add_argument("--out", help="run directory (new or empty) (default "
+                 "runs/<env>-<algo>-<time>)")
   p.add_argument("--resume", metavar="DIR",
-                 help="continue the run in DIR from its last checkpoint")
+                 help="continue the run in DIR from its last checkpoint "
+                 "(default: a new run)")
   p.add_argument("--max-minutes", type=float,
-                 help="stop (with a checkpoint) after this much training")
+                 help="stop (with a checkpoint) after this much training "
+                 "(default: no limit)")
   p.add_argument("--checkpoint-every", type=float, default=120.0,
-                 metavar="SECONDS", help="seconds between checkpoints")
+                 metavar="SECONDS", help="seconds between checkpoints "
+                 "(default %(default)g)")
   p.add_argument("--no-progress", action="store_true",
-                 help="no progress bar")
+                 help="no progress bars (default: progress bars)")
   g = p.add_argument_group(
       "devices and hosts", "Data-parallel training over a mesh of devices; "
       "with several processes, every process runs the same command. See "
@@ -184,15 +243,16 @@ def build_parser() -> argparse.ArgumentParser:
                  help="devices to use (default: all devices of all "
                  "processes; a new run is cut into that many shards)")
   g.add_argument("--shards", type=int,
-                 help="shards of a new run (default --devices): a run "
-                 "gives the same results on any device count dividing it")
+                 help="shards of a new run: a run gives the same results "
+                 "on any device count dividing it (default --devices)")
   g.add_argument("--coordinator", metavar="HOST:PORT",
-                 help="address of process 0 (or JAX_COORDINATOR_ADDRESS; "
-                 "SLURM, Open MPI and Cloud TPU are detected by JAX)")
+                 help="address of process 0 (default JAX_COORDINATOR_"
+                 "ADDRESS; SLURM, Open MPI and Cloud TPU are detected by "
+                 "JAX; none: one process)")
   g.add_argument("--num-processes", type=int,
-                 help="processes in the run (or JAX_NUM_PROCESSES)")
+                 help="processes in the run (default JAX_NUM_PROCESSES)")
   g.add_argument("--process-id", type=int,
-                 help="this process's index (or JAX_PROCESS_ID)")
+                 help="this process's index (default JAX_PROCESS_ID)")
   g.add_argument("--timeout", type=int, default=processes.DEFAULT_TIMEOUT_S,
                  metavar="SECONDS", help="a peer that does not arrive, or "
                  "dies, stops the others with an error after about this "
@@ -286,9 +346,6 @@ def _new_run(args, env, devices: int, main_process: bool):
 
 
 def _print_summary(summary, out_dir: str) -> None:
-  print(f"Trained {summary['iteration']} iterations in "
-        f"{summary['elapsed_s']:.0f} s"
-        + (" (stopped early)" if summary["stopped_early"] else ""))
   if "final_eval" in summary:
     fe = summary["final_eval"]
     print(f"Evaluation ({fe['games_per_side']} games per side, greedy "
@@ -298,9 +355,51 @@ def _print_summary(summary, out_dir: str) -> None:
         f"{os.path.join(out_dir, PLOT_FILE)}")
 
 
+# Flags that a resumed run does not read from run.json: the resume command
+# repeats them.
+_SESSION_FLAGS = ("eval_mcts_sims", "eval_solver_positions",
+                  "checkpoint_every", "no_progress",
+                  "devices", "coordinator", "num_processes", "process_id",
+                  "timeout")
+
+
+def resume_command(args, out_dir: str) -> str:
+  """The command that continues the run in ``out_dir`` as ``args`` ran it:
+  ``python -m agents.train --resume DIR`` and the flags of
+  ``_SESSION_FLAGS`` that ``args`` set."""
+  parser = build_parser()
+  words = ["python", "-m", "agents.train", "--resume", out_dir]
+  for dest in _SESSION_FLAGS:
+    value = getattr(args, dest)
+    if value != parser.get_default(dest):
+      flag = "--" + dest.replace("_", "-")
+      words += [flag] if value is True else [flag, f"{value:g}" if (
+          isinstance(value, float)) else str(value)]
+  return " ".join(shlex.quote(w) for w in words)
+
+
+def stop_report(stop: RunStopped, out_dir: str, steps: int, args) -> str:
+  """The lines a run stopped by a signal ends with: where it stopped, what
+  is saved, and the command that continues it."""
+  where = os.path.join(out_dir, CHECKPOINT_DIR)
+  name = signal_name(stop.signum)
+  if stop.training_done:
+    first = (f"Stopped by {name} in the final evaluation, after training "
+             f"({stop.iteration} of {steps} iterations, saved in {where}): "
+             "no eval.json; resuming runs the final evaluation")
+  else:
+    first = (f"Stopped by {name} at iteration {stop.iteration} of {steps}: "
+             f"checkpoint saved in {where}; no final evaluation")
+  return f"{first}\nResume with: {resume_command(args, out_dir)}"
+
+
 def main(argv=None) -> int:
+  """Runs the command line; returns the exit status: 0, 2 for an error,
+  128 + the signal's number for a run stopped by SIGTERM (143) or Ctrl-C
+  (130)."""
   args = build_parser().parse_args(argv)
   lock = None
+  out_dir = None
   try:
     processes.initialize(args.coordinator, args.num_processes,
                          args.process_id, args.timeout)
@@ -339,9 +438,14 @@ def main(argv=None) -> int:
           RunLockedError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
+  except RunStopped as stop:
+    print(stop_report(stop, out_dir, config.steps, args), file=sys.stderr,
+          flush=True)
+    return stop.exit_code
   except KeyboardInterrupt:
-    print("interrupted: the last checkpoint is kept; continue with "
-          "--resume", file=sys.stderr)
+    print("aborted: the last checkpoint is kept" + (
+        f"; continue with: {resume_command(args, out_dir)}" if out_dir
+        else ""), file=sys.stderr)
     return 130
   finally:
     if lock is not None:

@@ -145,6 +145,25 @@ class Evaluator:
     opps = [o for _, _, o in self.matches for _ in range(num_games)]
     self.play = jax.jit(make_play_games(agent, seats, opps))
 
+  def describe(self) -> str:
+    """What it plays, e.g. ``"64 games per side against random, perfect"``."""
+    if self.agent.env.num_players == 1:
+      return f"{self.num_games} games, and as many by a random player"
+    opponents = dict.fromkeys(name.split("_")[1] for name, _, _ in
+                              self.matches)
+    return (f"{self.num_games} games per side against "
+            f"{', '.join(opponents)}")
+
+  def compile(self, params, key) -> None:
+    """Compiles its games for the shapes of ``params`` and ``key`` ahead of
+    the first call (jax keeps them for the calls)."""
+    if self.agent.env.num_players == 1:
+      agent_key, random_key = jax.random.split(key)
+      self.play_solo.lower(params, agent_key).compile()
+      self.play_random.lower(random_key).compile()
+    else:
+      self.play.lower(params, key).compile()
+
   def _solo(self, params, key) -> Dict[str, float]:
     env = self.agent.env
     agent_key, random_key = jax.random.split(key)

@@ -8,7 +8,7 @@ OpenSpiel's MCTSBot, as eval.json entries.
 """
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Callable, Dict, Optional
 
 import jax
 import jax.numpy as jnp
@@ -27,14 +27,20 @@ def summarize(returns) -> Dict[str, float]:
               loss=float(jnp.mean(returns < 0)))
 
 
-def play_games(env, a, b, a_seats, seed: int = 0) -> np.ndarray:
+# on_ply(plies played, games still running): called after each ply.
+OnPly = Optional[Callable[[int, int], None]]
+
+
+def play_games(env, a, b, a_seats, seed: int = 0, on_ply: OnPly = None
+               ) -> np.ndarray:
   """Plays ``G = len(a_seats)`` games of ``env`` between opponents ``a``
   and ``b`` in lock step; returns float32 ``[G]``, ``a``'s total reward per game
   (+1 win, 0 draw, -1 loss).
 
   ``a_seats``: int ``[G]``, ``a``'s seat in each game (0 = moves first);
   ``b`` has the other seat. Each ply, each player is asked once for the
-  whole batch (``to_act`` marks the games where it is to move).
+  whole batch (``to_act`` marks the games where it is to move);
+  ``on_ply(plies played, games still running)`` after each ply (progress).
   """
   if env.num_players != 2:
     raise ValueError(f"env: matches need a two-player game, {env.name} has "
@@ -54,7 +60,7 @@ def play_games(env, a, b, a_seats, seed: int = 0) -> np.ndarray:
                                                num_games))
   returns = np.zeros(num_games, np.float32)
   max_plies = env.max_episode_steps or 100_000
-  for _ in range(max_plies):
+  for ply in range(max_plies):
     live = ~np.asarray(states.terminated)
     if not live.any():
       break
@@ -69,29 +75,32 @@ def play_games(env, a, b, a_seats, seed: int = 0) -> np.ndarray:
     states = step(states, jnp.asarray(actions))
     returns += np.take_along_axis(np.asarray(states.rewards),
                                   a_seats[:, None], axis=1)[:, 0]
+    if on_ply is not None:
+      on_ply(ply + 1, int(np.sum(~np.asarray(states.terminated))))
   return returns
 
 
-def match(env, a, b, games_per_side: int, seed: int = 0
-          ) -> Dict[str, Dict[str, float]]:
+def match(env, a, b, games_per_side: int, seed: int = 0,
+          on_ply: OnPly = None) -> Dict[str, Dict[str, float]]:
   """``a`` against ``b``: ``games_per_side`` games with ``a`` first and as
   many with ``a`` second, all in one lock-step batch. Returns
   ``{"first": {"win", "draw", "loss"}, "second": {...}}``, ``a``'s rates
-  by ``a``'s seat."""
+  by ``a``'s seat; ``on_ply``: see :func:`play_games`."""
   if games_per_side < 1:
     raise ValueError(f"games_per_side must be >= 1, got {games_per_side}")
   seats = np.repeat([0, 1], games_per_side)
-  returns = play_games(env, a, b, seats, seed)
+  returns = play_games(env, a, b, seats, seed, on_ply)
   return dict(first=summarize(returns[:games_per_side]),
               second=summarize(returns[games_per_side:]))
 
 
 def mcts_evaluation(player, games_per_side: int, simulations: int,
-                    seed: int = 0) -> Dict[str, Any]:
+                    seed: int = 0, on_ply: OnPly = None) -> Dict[str, Any]:
   """A trained ``player`` (greedy) against MCTSBot(``simulations``), as
   flat ``eval.json`` entries: ``vs_mcts_first_win`` ... and
   ``mcts_simulations``; ``{"vs_mcts_skipped": reason}`` if OpenSpiel is
-  not installed; nothing for games OpenSpiel does not have."""
+  not installed; nothing for games OpenSpiel does not have. ``on_ply``:
+  see :func:`play_games`."""
   env = player.env
   if not openspiel_map.has_game(env.name):
     return {}
@@ -99,7 +108,8 @@ def mcts_evaluation(player, games_per_side: int, simulations: int,
     return dict(vs_mcts_skipped="OpenSpiel is not installed (pip install "
                 "open_spiel)")
   result = match(env, search_opponent(player),
-                 MCTSBotOpponent(env, simulations), games_per_side, seed)
+                 MCTSBotOpponent(env, simulations), games_per_side, seed,
+                 on_ply)
   out: Dict[str, Any] = dict(mcts_simulations=simulations)
   for side, rates in result.items():
     for k, v in rates.items():

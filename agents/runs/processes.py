@@ -5,8 +5,8 @@ own runtime.
 bounded wait for peers: a dead or missing peer stops the others with an
 error. Process 0 alone writes the run's files (:func:`is_main_process`);
 :func:`agree` makes every process take process 0's decisions (stop, save)
-and :func:`barrier` waits for all of them; :func:`fetch` copies replicated
-arrays to the host in any process.
+and stop on a signal any of them received; :func:`barrier` waits for all
+of them; :func:`fetch` copies replicated arrays to the host in any process.
 """
 from __future__ import annotations
 
@@ -98,14 +98,19 @@ def initialize(coordinator: Optional[str] = None,
   return True
 
 
-def agree(flags: Tuple[bool, ...]) -> Tuple[bool, ...]:
-  """Process 0's ``flags``, in every process (so that all of them take the
-  same branches, e.g. stop or save at the same iteration)."""
-  if jax.process_count() == 1:
-    return tuple(bool(f) for f in flags)
-  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-  out = multihost_utils.broadcast_one_to_all(np.array(flags, np.bool_))
-  return tuple(bool(f) for f in np.asarray(out))
+def agree(flags: Tuple[bool, ...], signum: int = 0
+          ) -> Tuple[Tuple[bool, ...], int]:
+  """``(process 0's flags, the largest signum of any process)``, the same in
+  every process, in one collective: decisions on process 0's clock (save,
+  out of time) and a stop that any process may ask for (a signal may reach
+  one process only, or each at another time), so that all of them take the
+  same branches (stop or save at the same iteration)."""
+  row = np.array([int(signum)] + [int(bool(f)) for f in flags], np.int32)
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    rows = np.asarray(multihost_utils.process_allgather(row))
+    row = np.concatenate([rows[:, :1].max(axis=0), rows[0, 1:]])
+  return tuple(bool(f) for f in row[1:]), int(row[0])
 
 
 def barrier(name: str) -> None:

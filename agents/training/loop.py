@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import time
 from typing import Any, Callable, Dict, Optional
 
@@ -23,9 +22,11 @@ import jax
 from agents.runs import checkpoints
 from agents.runs import metrics as metrics_lib
 from agents.runs import processes
+from agents.runs.console import progress_bar, timed
 from agents.runs.plot import plot_learning_curve
 from agents.runs.run_dir import (CHECKPOINT_DIR, EVAL_FILE, METRICS_FILE,
                                  PLOT_FILE, RunError, atomic_write_text)
+from agents.runs.signals import RunStopped, StopSignals
 from agents.training.parallel import check_devices
 from agents.training.state import sharded_init_state, state_shardings
 from agents.training.step import jitted_train_step
@@ -33,28 +34,6 @@ from agents.training.step import jitted_train_step
 
 class TrainingDiverged(RunError):
   """A non-finite loss, gradient or parameter."""
-
-
-class _StopSignal:
-  """Turns SIGTERM into a flag, so a run stops at an iteration boundary."""
-
-  def __init__(self):
-    self.stop = False
-
-  def __enter__(self):
-    try:
-      self._old = signal.signal(signal.SIGTERM, self._handle)
-    except ValueError:  # Not in the main thread.
-      self._old = None
-    return self
-
-  def _handle(self, signum, frame):
-    del signum, frame
-    self.stop = True
-
-  def __exit__(self, *exc):
-    if self._old is not None:
-      signal.signal(signal.SIGTERM, self._old)
 
 
 def _start_state(agent, mesh, out_dir: str, resume: bool, log):
@@ -87,13 +66,6 @@ def _metrics_row(metrics, it: int, config, time_s: float) -> Dict[str, Any]:
   return row
 
 
-def _progress_bar(config, it: int):
-  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-  return tqdm(total=config.steps, initial=it,
-              desc=f"{config.env} {config.algo}", unit="it",
-              dynamic_ncols=True)
-
-
 def _show(bar, row, all_rows) -> None:
   """The bar's step, with the last loss, return and evaluation rates."""
   post = {"loss": row.get("loss"), "ret": row.get("mean_return")}
@@ -106,11 +78,23 @@ def _show(bar, row, all_rows) -> None:
   bar.update(1)
 
 
+def _compile(train_step, state, config, log) -> None:
+  """Compiles the iteration for ``state`` ahead of the first call (jax keeps
+  it for the calls), saying what it compiles and how long it took."""
+  what = (f"the training iteration (self-play: {config.num_envs} games x "
+          f"{config.selfplay_steps} moves, {config.num_simulations} "
+          f"simulations per move; {config.updates_per_iter} updates of "
+          f"{config.batch_size})")
+  with timed(log, f"Compiling {what}", "Compiled the training iteration"):
+    train_step.lower(state).compile()
+
+
 def train(agent, out_dir: str, mesh, *, resume: bool = False,
           max_minutes: Optional[float] = None,
           checkpoint_every_s: float = 120.0, progress: bool = True,
           quick_evaluate: Optional[Callable[[Any, int], Dict]] = None,
           final_evaluate: Optional[Callable[[Any], Dict]] = None,
+          prepare_evaluation: Optional[Callable[[Any, int], None]] = None,
           plot: bool = True, stop_at: Optional[int] = None,
           log=print) -> Dict[str, Any]:
   """Trains (or continues) ``agent``'s run in ``out_dir`` on ``mesh``;
@@ -119,36 +103,53 @@ def train(agent, out_dir: str, mesh, *, resume: bool = False,
 
   ``quick_evaluate(params, iteration)``: rates added to the metrics row
   every ``eval_every`` iterations; ``final_evaluate(params)``: the rates
-  of eval.json (None: not evaluated). ``stop_at``: stop (with a
-  checkpoint) once this iteration is reached, as a killed run would (for
-  tests and scripted interruptions).
+  of eval.json (None: not evaluated); ``prepare_evaluation(params,
+  iteration)``: called by process 0 before the first iteration (e.g. to
+  compile the quick evaluation before the progress bar starts).
+  ``stop_at``: stop (with a checkpoint) once this iteration is reached, as
+  a killed run would (for tests and scripted interruptions).
+
+  SIGTERM or SIGINT (:mod:`agents.runs.signals`) stops every process at
+  the end of the same iteration: the state is saved, then
+  :class:`~agents.runs.signals.RunStopped` is raised (no final evaluation,
+  no plot); once training is over it is raised at once. A second SIGINT
+  aborts (``KeyboardInterrupt``) keeping the last checkpoint on disk.
   """
   config = agent.config
   check_devices(config, mesh.size)
   main_process = processes.is_main_process()
   ckpt_dir = os.path.join(out_dir, CHECKPOINT_DIR)
   metrics_path = os.path.join(out_dir, METRICS_FILE)
-  state, elapsed_before = _start_state(agent, mesh, out_dir, resume, log)
-  it = int(processes.fetch(state.iteration))
-  all_rows = []
-  if resume and main_process:
-    all_rows = metrics_lib.keep_until(metrics_path, it)
-  train_step = jitted_train_step(agent, mesh)
+  with StopSignals() as signals:
+    state, elapsed_before = _start_state(agent, mesh, out_dir, resume, log)
+    it = int(processes.fetch(state.iteration))
+    all_rows = []
+    if resume and main_process:
+      all_rows = metrics_lib.keep_until(metrics_path, it)
+    train_step = jitted_train_step(agent, mesh)
+    signum = 0
+    if it < config.steps:
+      _compile(train_step, state, config, log)
+      if prepare_evaluation is not None and main_process:
+        prepare_evaluation(processes.fetch(state.params), it)
+      # A signal during the compilation stops before the first iteration.
+      _, signum = processes.agree((), signals.signum)
 
-  def save(state, elapsed):
-    checkpoints.save(ckpt_dir, state, dict(
-        iteration=it, elapsed_s=elapsed, config=config.to_dict(),
-        devices=mesh.size))
+    def save(state, elapsed):
+      checkpoints.save(ckpt_dir, state, dict(
+          iteration=it, elapsed_s=elapsed, config=config.to_dict(),
+          devices=mesh.size))
 
-  bar = _progress_bar(config, it) if progress and main_process else None
-  start = time.time()
-  last_ckpt = start
-  stopped_early = False
-  interrupted = False
-  metrics_file = open(metrics_path, "a") if main_process else None
-  with _StopSignal() as stop:
+    bar = None
+    if progress and main_process:
+      bar = progress_bar(config.steps, f"{config.env} {config.algo}", "it",
+                         initial=it)
+    start = time.time()
+    last_ckpt = start
+    stopped_early = False
+    metrics_file = open(metrics_path, "a") if main_process else None
     try:
-      while it < config.steps:
+      while it < config.steps and not signum:
         new_state, metrics = train_step(state)
         metrics = processes.fetch(metrics)
         if not metrics.pop("finite"):
@@ -169,43 +170,45 @@ def train(agent, out_dir: str, mesh, *, resume: bool = False,
           all_rows.append(row)
         if bar is not None:
           _show(bar, row, all_rows)
-        # Decided by process 0's clock and flags, so that every process
-        # stops (and saves) at the same iteration.
+        # Time and checkpoints by process 0's clock, a signal from any
+        # process: every process stops (and saves) at the same iteration.
         out_of_time = (max_minutes is not None
                        and now - start > 60.0 * max_minutes)
-        stop_now, save_now = processes.agree((
-            stop.stop or out_of_time or (stop_at is not None
-                                         and it >= stop_at),
-            now - last_ckpt > checkpoint_every_s))
-        if stop_now:
+        (stop_now, save_now), signum = processes.agree((
+            out_of_time or (stop_at is not None and it >= stop_at),
+            now - last_ckpt > checkpoint_every_s), signals.signum)
+        if stop_now or signum:
           stopped_early = it < config.steps
           break
         if save_now:
           save(state, elapsed_before + now - start)
           last_ckpt = time.time()
-    except KeyboardInterrupt:
-      # `state` is the last completed iteration: keep it.
-      interrupted = True
     finally:
+      # A KeyboardInterrupt (a second Ctrl-C) or an error leaves the last
+      # checkpoint on disk as it is.
       if bar is not None:
         bar.close()
       if metrics_file is not None:
         metrics_file.close()
-  elapsed = elapsed_before + time.time() - start
-  save(state, elapsed)
-  if interrupted:
-    raise KeyboardInterrupt
-  summary = dict(params=processes.fetch(state.params), iteration=it,
-                 elapsed_s=elapsed, metrics=all_rows,
-                 stopped_early=stopped_early, state=state)
-  if final_evaluate is not None and main_process:
-    results = final_evaluate(summary["params"])
-    results.update(iteration=it, elapsed_s=elapsed,
-                   games_per_side=config.final_eval_games)
-    atomic_write_text(os.path.join(out_dir, EVAL_FILE),
-                      json.dumps(results, indent=2) + "\n")
-    summary["final_eval"] = results
-  if plot and main_process:
-    plot_learning_curve(all_rows, os.path.join(out_dir, PLOT_FILE),
-                        title=f"{config.env} {config.algo} ({config.policy})")
+    elapsed = elapsed_before + time.time() - start
+    save(state, elapsed)
+    if signum:
+      raise RunStopped(signum, it)
+    signals.at_once(it)
+    log(f"Trained {it} iterations in {elapsed:.0f} s"
+        + (" (stopped early)" if stopped_early else ""))
+    summary = dict(params=processes.fetch(state.params), iteration=it,
+                   elapsed_s=elapsed, metrics=all_rows,
+                   stopped_early=stopped_early, state=state)
+    if final_evaluate is not None and main_process:
+      results = final_evaluate(summary["params"])
+      results.update(iteration=it, elapsed_s=elapsed,
+                     games_per_side=config.final_eval_games)
+      atomic_write_text(os.path.join(out_dir, EVAL_FILE),
+                        json.dumps(results, indent=2) + "\n")
+      summary["final_eval"] = results
+    if plot and main_process:
+      plot_learning_curve(all_rows, os.path.join(out_dir, PLOT_FILE),
+                          title=f"{config.env} {config.algo} "
+                          f"({config.policy})")
   return summary

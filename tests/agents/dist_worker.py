@@ -11,7 +11,8 @@ and jax.distributed apply before JAX starts).
 
 ``train`` trains (or resumes) the tiny run in DIR and writes this process's
 copy of the final parameters to ``P.npz`` (``P.<process>.npz`` with several
-processes). ``compare`` runs ``config.steps`` iterations on each device count
+processes); stopped by a signal, it prints ``stopped <iteration>`` and exits
+128 + the signal's number. ``compare`` runs ``config.steps`` iterations on each device count
 in one process and writes the parameters (``P.<devices>.npz``) and, for the
 largest count, every collective of the compiled step with its op name.
 """
@@ -93,12 +94,17 @@ def main(argv):
   if not args.resume and processes.is_main_process():
     run_dir.prepare_new_run(args.out, config)
   processes.barrier("prepared")
+  from agents.runs.signals import RunStopped  # pylint: disable=g-import-not-at-top
   devices = args.devices[0] if args.devices else None
-  summary = train_lib.train(
-      config, args.out, resume=args.resume, progress=False,
-      final_eval=False, quick_eval=False, plot=False, devices=devices,
-      checkpoint_every_s=args.checkpoint_every, stop_at=args.stop_at,
-      log=lambda *a: print(*a, flush=True))
+  try:
+    summary = train_lib.train(
+        config, args.out, resume=args.resume, progress=False,
+        final_eval=False, quick_eval=False, plot=False, devices=devices,
+        checkpoint_every_s=args.checkpoint_every, stop_at=args.stop_at,
+        log=lambda *a: print(*a, flush=True))
+  except RunStopped as e:
+    print(f"stopped {e.iteration}", flush=True)
+    return e.exit_code
   path = args.params
   if jax.process_count() > 1:
     path = f"{path}.{jax.process_index()}"

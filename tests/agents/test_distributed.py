@@ -220,6 +220,37 @@ def test_a_peer_killed_during_a_checkpoint_then_both_resume(tmp_path):
 
 
 @pytest.mark.slow
+def test_sigterm_to_one_process_stops_both_at_the_same_iteration(tmp_path):
+  """SIGTERM reaches process 1 only (a signal may reach one process, or
+  each at another time): both stop at the same iteration, save it and exit
+  143; both resumed, they end with the parameters of a run never
+  stopped."""
+  config = dict(num_envs=8, batch_size=16, num_shards=4, steps=40)
+  for p in _two_processes(tmp_path, config, name="straight"):
+    _finish(p)
+  want = _load(tmp_path / "straight-p.0.npz")
+  procs = _two_processes(tmp_path, config)
+  metrics = tmp_path / "run" / run_dir.METRICS_FILE
+  deadline = time.time() + 400
+  while not (metrics.exists() and metrics.read_text().strip()):
+    assert time.time() < deadline and procs[0].poll() is None
+    time.sleep(0.05)
+  procs[1].send_signal(signal.SIGTERM)
+  outs = [p.communicate(timeout=120)[0] for p in procs]
+  assert [p.returncode for p in procs] == [143, 143], outs[0][-3000:]
+  stopped = [int(o.split("stopped ")[1].split()[0]) for o in outs]
+  ck_dir = str(tmp_path / "run" / run_dir.CHECKPOINT_DIR)
+  assert stopped[0] == stopped[1] == checkpoints.latest_step(ck_dir)
+  assert stopped[0] < config["steps"]
+  assert "SIGTERM received" in outs[1] and "SIGTERM" not in outs[0]
+  print(f"both stopped at iteration {stopped[0]}")
+  for p in _two_processes(tmp_path, config, extra=["--resume"]):
+    _finish(p)
+  for i in range(2):
+    _assert_close(want, _load(tmp_path / f"run-p.{i}.npz"), 0.0)
+
+
+@pytest.mark.slow
 def test_a_peer_that_never_arrives_is_an_error(tmp_path):
   start = time.time()
   proc = subprocess.run(

@@ -81,6 +81,7 @@ def test_cli_match_and_errors(run, tmp_path, capsys):
                        out=out) == 0
   text = out.getvalue()
   assert "4 games per side" in text and "score: A" in text
+  assert "against random" in capsys.readouterr().err  # The progress bar.
   rows = [l.split() for l in text.splitlines()
           if l.startswith(("first", "second"))]
   assert [float(x) for r in rows for x in r[1:]] and all(

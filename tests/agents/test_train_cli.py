@@ -1,11 +1,15 @@
 """Tests of agents/train.py, the command line: bad input is refused with a
-clear message and touches nothing; the flags make the config."""
+clear message and touches nothing; the flags make the config; the help
+names every game, algorithm and default; no abbreviated flags (train and
+play)."""
 import os
 
 import pytest
 
 import envs
 from agents import algorithms
+from agents import config as config_lib
+from agents import play as play_lib
 from agents import train as train_lib
 from agents.runs import checkpoints
 from agents.runs import run_dir
@@ -102,3 +106,49 @@ def test_cli_arguments_make_the_config():
   # No arguments: the demo, MuZero (learned model, Gumbel) on tic-tac-toe.
   c = train_lib.config_from_args(train_lib.build_parser().parse_args([]))
   assert (c.env, c.algo, c.policy) == ("tictactoe", "muzero", "gumbel")
+
+
+# ------------------------------------------------------------- the help
+def test_help_names_every_game_and_algorithm_and_every_default(capsys):
+  with pytest.raises(SystemExit) as e:
+    train_lib.build_parser().parse_args(["--help"])
+  assert e.value.code == 0
+  text = " ".join(capsys.readouterr().out.split())  # Unwrapped.
+  for name in envs.VALID_NAMES + config_lib.ALGOS + config_lib.POLICIES:
+    assert name in text, name
+  assert "2048" in text and "pgx:<env_id>" in text
+  assert "stochastic_muzero" in text
+  for action in train_lib.build_parser()._actions:  # pylint: disable=protected-access
+    if action.dest != "help":
+      assert "default" in action.help, action.option_strings
+  # Defaults that depend on the game name every game.
+  steps = train_lib.game_defaults("steps")
+  for name in envs.VALID_NAMES:
+    assert f"{name} {config_lib.make_config(name).steps}" in steps
+  assert "(default 16; connect4 32, pgx:<env_id> 32)" in text
+  assert "(default 0.002)" in text and "(default 120)" in text
+
+
+@pytest.mark.parametrize("parser,argv,flag", [
+    (train_lib.build_parser, ["--step", "3"], "--step"),
+    (train_lib.build_parser, ["--sim", "3"], "--sim"),
+    (play_lib.build_parser, ["RUN", "--game", "3"], "--game"),
+    (play_lib.build_parser, ["RUN", "--again", "random"], "--again")])
+def test_abbreviated_flags_are_refused(capsys, parser, argv, flag):
+  """`--step 3` is an error naming it, not `--steps 3` (which could start a
+  long run in ./runs/)."""
+  with pytest.raises(SystemExit) as e:
+    parser().parse_args(argv)
+  assert e.value.code == 2
+  assert f"unrecognized arguments: {flag}" in capsys.readouterr().err
+
+
+def test_resume_command_repeats_the_settings_run_json_does_not_keep():
+  parse = train_lib.build_parser().parse_args
+  assert train_lib.resume_command(parse([]), "runs/a b") == (
+      "python -m agents.train --resume 'runs/a b'")
+  args = parse(["--steps", "9", "--eval-mcts-sims", "0", "--checkpoint-every",
+                "30", "--no-progress", "--devices", "2", "--lr", "0.1"])
+  assert train_lib.resume_command(args, "r") == (
+      "python -m agents.train --resume r --eval-mcts-sims 0 "
+      "--checkpoint-every 30 --no-progress --devices 2")
