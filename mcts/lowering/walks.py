@@ -10,6 +10,11 @@ By default the kernel is used where it is lowered for a GPU (Triton), and
 the generic walk on the CPU and the TPU (`jax.lax.platform_dependent`).
 `walk_kernel(...)` changes that for the searches traced inside it: tests
 force the kernel on the CPU with `walk_kernel("always", interpret=True)`.
+
+The walk returns integers only: it reads the tree through
+`jax.lax.stop_gradient`, so that no tangent ever reaches the kernel (a
+`pallas_call` has no derivative rule) nor the generic walk's loop, whatever
+derivative of the search is taken.
 """
 import contextlib
 import functools
@@ -64,10 +69,14 @@ def walk(rng_key, tree, root_action_selection_fn,
   expand, by the given selection rules (as `generic_walk.walk`), in the
   walk kernel where it applies.
 
+  The tree is read through `jax.lax.stop_gradient` (the outputs are
+  integers): a derivative of the search never differentiates the walk.
+
   Returns:
     parent `[B]`, action `[B]`, path `[B, L + 1]` and depth `[B]`, int32,
     as `generic_walk.walk`'s.
   """
+  tree = jax.lax.stop_gradient(tree)
   one_node = all(map(rules.reads_one_node, (root_action_selection_fn,
                                             interior_action_selection_fn)))
 
