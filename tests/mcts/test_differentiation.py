@@ -144,9 +144,10 @@ def test_grad_with_the_walk_kernel(policy):
 @pytest.mark.parametrize("policy", [
     "muzero_policy",
     pytest.param("gumbel_muzero_policy", marks=pytest.mark.slow)])
-def test_grad_once_the_kernel_is_measured(policy):
+def test_grad_once_the_kernel_is_measured(policy, monkeypatch):
   """With the kernel on by default on GPUs, a search traces its `cuda`
   branch on every platform: a derivative must not reach it."""
+  monkeypatch.setattr(walks, "KERNEL_MEASURED_ON_GPU", True)
   _check(policy, jnp.float32)
 
 
