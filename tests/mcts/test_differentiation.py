@@ -6,6 +6,8 @@ the default, the walk kernel (Pallas' interpreter), and the default once a
 GPU has measured the kernel (its `cuda` branch then traced on the CPU too).
 """
 import functools
+import os
+import re
 
 import jax
 import jax.numpy as jnp
@@ -120,7 +122,7 @@ def _check(policy, dtype):
 
 
 @pytest.mark.parametrize("policy,dtype", [
-    ("search", jnp.float32),
+    pytest.param("search", jnp.float32, marks=pytest.mark.slow),
     pytest.param("search", jnp.float64, marks=pytest.mark.slow),
     pytest.param("muzero_policy", jnp.float32, marks=pytest.mark.slow),
     pytest.param("muzero_policy", jnp.float64, marks=pytest.mark.slow),
@@ -189,3 +191,35 @@ def test_walk_never_differentiates_the_kernel():
     generic = leaf_edge(values)
   for x, y in zip(kernel, generic):
     np.testing.assert_array_equal(x, y)
+
+
+def test_grad_of_the_readme_example():
+  """The README's example search, as written (float32, the default walk),
+  its model's reward scaled and its root value set by parameters: `jax.grad`
+  of the root values and Q-values matches central differences."""
+  readme = os.path.join(os.path.dirname(os.path.dirname(
+      os.path.dirname(os.path.abspath(__file__)))), "README.md")
+  with open(readme) as f:
+    example = re.findall(r"```python\n(.*?)```", f.read(), re.S)[0]
+  namespace = {}
+  exec(compile(example, "README.md", "exec"), namespace)  # pylint: disable=exec-used
+  batch, num_actions = namespace["B"], namespace["A"]
+  recurrent_fn, root = namespace["recurrent_fn"], namespace["root"]
+
+  def scaled_fn(params, rng_key, action, embedding):
+    out, embedding = recurrent_fn((), rng_key, action, embedding)
+    return out.replace(reward=params["reward"] * out.reward), embedding
+
+  def fn(params):
+    out = mcts.muzero_policy(
+        params=params, rng_key=jax.random.PRNGKey(0),
+        root=root.replace(value=params["value"]), recurrent_fn=scaled_fn,
+        num_simulations=32, invalid_actions=jnp.zeros((batch, num_actions)))
+    summary = out.search_tree.summary()
+    weights = jax.random.normal(jax.random.PRNGKey(2), summary.qvalues.shape)
+    return (summary.value.sum() + (weights * summary.qvalues).sum(),
+            out.search_tree.node_visits)
+
+  params = {"reward": jnp.float32(1.0),
+            "value": jnp.linspace(-0.5, 0.5, batch, dtype=jnp.float32)}
+  assert_grad_matches_finite_differences(fn, params, jnp.float32)
