@@ -152,7 +152,7 @@ def measure(policy: str, walk: str, batch: int, actions: int,
   key = jax.random.PRNGKey(1)
   result = {}
   for platform in platforms:
-    mode = dict(generic="never", kernel="auto")[walk]
+    mode = dict(generic="never", kernel="always")[walk]
     interpret = False
     if platform == "cpu" and walk == "kernel":
       mode, interpret = "always", True  # The interpreter: for reference.

@@ -6,8 +6,13 @@ from mcts.action_selection import masked_argmax
 from mcts.action_selection import muzero_action_selection
 from mcts.base import ChanceRecurrentFnOutput
 from mcts.base import DecisionRecurrentFnOutput
+from mcts.base import InteriorActionSelectionFn
+from mcts.base import LoopFn
 from mcts.base import PolicyOutput
+from mcts.base import RecurrentFn
 from mcts.base import RecurrentFnOutput
+from mcts.base import RecurrentState
+from mcts.base import RootActionSelectionFn
 from mcts.base import RootFnOutput
 from mcts.base import SearchSummary
 from mcts.base import StochasticRecurrentState

@@ -162,8 +162,11 @@ def mixed_value(raw_value: chex.Array, stats: ChildrenStats) -> chex.Array:
     stats: the node's `children_stats`.
   """
   total = stats.total_visits.astype(raw_value.dtype)
-  weighted_q = jnp.where(stats.visited_mass > 0,
-                         stats.visited_pi_q / stats.visited_mass, 0.0)
+  # No 0 / 0 where no child is visited, not even in the branch not taken
+  # (a NaN there trips `jax.debug_nans` and poisons reverse mode).
+  visited = stats.visited_mass > 0
+  weighted_q = jnp.where(visited, stats.visited_pi_q / jnp.where(
+      visited, stats.visited_mass, 1), 0.0)
   return (raw_value + total * weighted_q) / (total + 1)
 
 

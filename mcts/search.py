@@ -145,9 +145,10 @@ def simulate(rng_key: chex.PRNGKey, tree: Tree, root_action_selection_fn,
   a distinct key per tree and depth, derived from `rng_key`. The walk is
   the one `lowering.walks.walk` lowers for the platform.
 
-  The tree is read through `jax.lax.stop_gradient`: the choices are
-  piecewise constant in the tree's values, and the loop then carries no
-  tangents (a `while_loop` with tangents cannot be reversed).
+  The walk reads the tree through `jax.lax.stop_gradient`: the choices
+  are piecewise constant in the tree's values, and no loop or kernel of
+  the walk then carries tangents (a `while_loop` with tangents cannot be
+  reversed; the walk kernel has no derivative rule).
 
   Returns:
     parent `[B]` int32 and action `[B]` int32: the leaf edge of every tree;
@@ -155,9 +156,8 @@ def simulate(rng_key: chex.PRNGKey, tree: Tree, root_action_selection_fn,
     went through, root first (path[b, d] for d < depth[b]; the rest
     unspecified, on the CPU all of it); depth `[B]` int32: the leaf's depth.
   """
-  return walks.walk(rng_key, jax.lax.stop_gradient(tree),
-                    root_action_selection_fn, interior_action_selection_fn,
-                    max_depth)
+  return walks.walk(rng_key, tree, root_action_selection_fn,
+                    interior_action_selection_fn, max_depth)
 
 
 def expand(params, rng_key, tree: Tree, recurrent_fn, parent, action,

@@ -6,10 +6,18 @@ describe them (`mcts.rules`: `Puct`, or `GumbelRoot` with
 `GumbelInterior`, with a library Q-transform and Python numbers):
 `kernel_rule` reads the description. Any other rule keeps the generic walk.
 
-By default the kernel is used where it is lowered for a GPU (Triton), and
-the generic walk on the CPU and the TPU (`jax.lax.platform_dependent`).
-`walk_kernel(...)` changes that for the searches traced inside it: tests
-force the kernel on the CPU with `walk_kernel("always", interpret=True)`.
+By default ("auto") every platform takes the generic walk, until a GPU
+has measured the kernel correct and faster (`KERNEL_MEASURED_ON_GPU`); then
+the kernel is used where the search is lowered for a GPU (Triton), and the
+generic walk on the CPU and the TPU (`jax.lax.platform_dependent`).
+`walk_kernel(...)` changes that for the searches traced inside it:
+`walk_kernel("always")` takes the kernel on GPUs now, and tests force it on
+the CPU with `walk_kernel("always", interpret=True)`.
+
+The walk returns integers only: it reads the tree through
+`jax.lax.stop_gradient`, so that no tangent ever reaches the kernel (a
+`pallas_call` has no derivative rule) nor the generic walk's loop, whatever
+derivative of the search is taken.
 """
 import contextlib
 import functools
@@ -25,6 +33,13 @@ from mcts import rules
 from mcts.lowering import generic_walk
 from mcts.lowering import pallas_walk
 
+# Whether `benchmarks/gpu_check` has measured the walk kernel correct and
+# faster than the generic walk on a GPU. Until then "auto" takes the
+# generic walk on GPUs too: the kernel has been lowered for CUDA and run in
+# Pallas' interpreter, never compiled by Triton nor run on a GPU. Flip it
+# in the commit that adds gpu_check's results showing so.
+KERNEL_MEASURED_ON_GPU = False
+
 _MODES = ("auto", "always", "never")
 _options = threading.local()
 
@@ -34,9 +49,10 @@ def walk_kernel(mode: str = "auto", *, interpret: bool = False):
   """Chooses the walk of the searches traced in this context.
 
   Args:
-    mode: "auto" (the kernel on GPUs, the generic walk elsewhere), "always"
-      (the kernel on every platform: with `interpret=True` on the CPU) or
-      "never" (the generic walk).
+    mode: "auto" (the generic walk; the kernel on GPUs once
+      `KERNEL_MEASURED_ON_GPU`), "always" (the kernel on every platform:
+      Triton on GPUs, with `interpret=True` on the CPU) or "never" (the
+      generic walk).
     interpret: run the kernel in Pallas' interpreter.
 
   The walk is chosen when a search is traced: jit a function of its own
@@ -64,10 +80,14 @@ def walk(rng_key, tree, root_action_selection_fn,
   expand, by the given selection rules (as `generic_walk.walk`), in the
   walk kernel where it applies.
 
+  The tree is read through `jax.lax.stop_gradient` (the outputs are
+  integers): a derivative of the search never differentiates the walk.
+
   Returns:
     parent `[B]`, action `[B]`, path `[B, L + 1]` and depth `[B]`, int32,
     as `generic_walk.walk`'s.
   """
+  tree = jax.lax.stop_gradient(tree)
   one_node = all(map(rules.reads_one_node, (root_action_selection_fn,
                                             interior_action_selection_fn)))
 
@@ -81,7 +101,8 @@ def walk(rng_key, tree, root_action_selection_fn,
   float32 = all(getattr(tree, f).dtype == jnp.float32 for f in (
       "node_values", "raw_values", "children_qvalues",
       "children_prior_logits"))
-  if mode != "never" and float32:
+  wanted = mode == "always" or (mode == "auto" and KERNEL_MEASURED_ON_GPU)
+  if wanted and float32:
     rule = kernel_rule(root_action_selection_fn, interior_action_selection_fn)
   if rule is None:
     return generic(tree)
@@ -91,13 +112,14 @@ def walk(rng_key, tree, root_action_selection_fn,
                             interpret=interpret,
                             compiler_params=compiler_params)
 
-  if mode == "always":
+  if mode == "always" and interpret:
     return kernel(tree)
   # Triton, one warp: a walk is a sequence of small row reads.
   gpu_kernel = functools.partial(
       kernel, compiler_params=pltriton.CompilerParams(num_warps=1))
-  return jax.lax.platform_dependent(tree, cuda=gpu_kernel, rocm=gpu_kernel,
-                                    default=generic)
+  return jax.lax.platform_dependent(
+      tree, cuda=gpu_kernel, rocm=gpu_kernel,
+      default=kernel if mode == "always" else generic)
 
 
 def kernel_rule(root_action_selection_fn, interior_action_selection_fn):

@@ -228,19 +228,45 @@ def test_stochastic_policy_keeps_the_generic_walk():
     np.testing.assert_array_equal(x, y)
 
 
-@pytest.mark.parametrize("policy", ["muzero_policy", "gumbel_muzero_policy"])
-def test_policy_lowers_for_cuda_with_one_walk_kernel(policy):
-  """Lowered for CUDA (on this CPU machine), the walk is one Triton call
-  inside the simulation loop; lowered for the CPU it is the generic walk."""
+def _lowered(policy, mode, platform):
+  """The text of `policy`'s search on a small problem, traced under
+  `walk_kernel(mode)` (a function of its own: traced anew) and lowered for
+  `platform` (on this CPU machine)."""
   problem = problems.make_problem(0, num_actions=5, batch_size=3,
                                   with_invalid=True)
   fn = _policy_fn(policy, problem, num_simulations=8)
-  traced = jax.jit(fn).trace(problem.params(), jax.random.PRNGKey(0))
-  cuda = traced.lower(lowering_platforms=("cuda",)).as_text()
-  cpu = traced.lower(lowering_platforms=("cpu",)).as_text()
-  assert cuda.count("@__gpu$xla.gpu.triton(") == 1
-  assert 'name = "mcts_walk"' in cuda
-  assert "xla.gpu.triton" not in cpu
+  with walks.walk_kernel(mode):
+    traced = jax.jit(lambda *a: fn(*a)).trace(problem.params(),
+                                              jax.random.PRNGKey(0))
+  return traced.lower(lowering_platforms=(platform,)).as_text()
+
+
+def _walk_kernels(text: str) -> int:
+  """The Triton calls of the walk kernel in a lowered program's text."""
+  calls = text.count("@__gpu$xla.gpu.triton(")
+  assert calls == text.count('name = "mcts_walk"')
+  return calls
+
+
+@pytest.mark.parametrize("policy", ["muzero_policy", "gumbel_muzero_policy"])
+def test_policy_lowers_for_cuda_with_one_walk_kernel(policy):
+  """`walk_kernel("always")` lowered for CUDA (on this CPU machine): the
+  walk is one Triton call inside the simulation loop; lowered for the CPU,
+  the generic walk."""
+  assert _walk_kernels(_lowered(policy, "always", "cuda")) == 1
+  assert "xla.gpu.triton" not in _lowered(policy, "auto", "cpu")
+
+
+@pytest.mark.parametrize("measured", [False, True])
+def test_auto_takes_the_kernel_on_gpus_only_once_measured(measured,
+                                                          monkeypatch):
+  """By default no GPU user runs the kernel, which no GPU has run: `auto`
+  lowered for CUDA holds no Triton call unless `KERNEL_MEASURED_ON_GPU`."""
+  monkeypatch.setattr(walks, "KERNEL_MEASURED_ON_GPU", measured)
+  for platform in ("cuda", "rocm"):
+    lowered = _lowered("muzero_policy", "auto", platform)
+    assert _walk_kernels(lowered) == int(measured), platform
+    assert "pallas" not in lowered.lower() or measured
 
 
 @pytest.mark.slow
