@@ -11,6 +11,7 @@ from envs.base import Env, State
 from envs.catch import Catch, CatchState
 from envs.connect4 import Connect4, Connect4State
 from envs.game2048 import Game2048, Game2048State
+from envs.pgx_adapter import make_pgx
 from envs.tictactoe import TicTacToe, TicTacToeState
 
 _REGISTRY = {
@@ -43,7 +44,6 @@ def make(name: str, **kwargs) -> Env:
     if not env_id:
       raise ValueError(f"Empty pgx env id in {name!r}; use 'pgx:<env_id>', "
                        "e.g. 'pgx:go_9x9'")
-    from envs.pgx_adapter import make_pgx  # pylint: disable=g-import-not-at-top
     return make_pgx(env_id, **kwargs)
   if name not in _REGISTRY:
     raise ValueError(f"Unknown environment {name!r}; valid names: "
