@@ -17,7 +17,6 @@ pytest.importorskip("orbax.checkpoint")
 
 import envs  # pylint: disable=g-import-not-at-top
 from agents import algorithms
-from agents import train as train_lib
 from agents.runs import checkpoints
 from agents.runs import run_dir
 from agents.runs.signals import RunStopped

@@ -13,6 +13,7 @@ import envs
 from agents import algorithms
 from agents import config as config_lib
 from agents import train as train_lib
+from agents import train_flags
 from agents.runs import run_dir
 from agents.training import batch as batch_lib
 from agents.training import reanalyse
@@ -216,11 +217,11 @@ def test_fraction_rounding_to_no_rows_is_refused():
 
 
 def test_cli_flag(tmp_path, capsys):
-  parse = train_lib.build_parser().parse_args
-  c = train_lib.config_from_args(parse(["--env", "catch", "--reanalyse",
+  parse = train_flags.build_parser().parse_args
+  c = train_flags.config_from_args(parse(["--env", "catch", "--reanalyse",
                                         "0.25"]))
   assert c.reanalyse_fraction == 0.25
-  assert train_lib.config_from_args(parse([])).reanalyse_fraction == 0.0
+  assert train_flags.config_from_args(parse([])).reanalyse_fraction == 0.0
   assert train_lib.main(["--reanalyse", "1.5", "--out",
                          str(tmp_path / "a")]) == 2
   assert "reanalyse_fraction (--reanalyse)" in capsys.readouterr().err

@@ -16,6 +16,7 @@ import envs  # pylint: disable=g-import-not-at-top
 from agents import algorithms
 from agents import config as config_lib
 from agents import train as train_lib
+from agents import train_flags
 from agents.algorithms import stochastic_muzero as stochastic
 from agents.evaluation import evaluator as evaluate_lib
 from agents.training.selfplay import random_action
@@ -81,8 +82,8 @@ def test_code_entropy_deficit():
 
 
 def test_code_usage_flag(tmp_path, capsys):
-  parse = train_lib.build_parser().parse_args
-  c = train_lib.config_from_args(parse(["--env", "2048",
+  parse = train_flags.build_parser().parse_args
+  c = train_flags.config_from_args(parse(["--env", "2048",
                                         "--code-usage-weight", "0.5"]))
   assert c.code_usage_weight == 0.5
   assert train_lib.main(["--env", "2048", "--code-usage-weight", "-1",

@@ -11,6 +11,7 @@ from agents import algorithms
 from agents import config as config_lib
 from agents import play as play_lib
 from agents import train as train_lib
+from agents import train_flags
 from agents.runs import checkpoints
 from agents.runs import run_dir
 from agents.training.state import init_train_state
@@ -93,36 +94,36 @@ def test_cli_corrupted_checkpoint_is_refused_and_kept(tmp_path, capsys):
 
 
 def test_cli_arguments_make_the_config():
-  args = train_lib.build_parser().parse_args([
+  args = train_flags.build_parser().parse_args([
       "--env", "catch", "--algo", "alphazero", "--policy", "muzero",
       "--simulations", "7", "--seed", "3", "--steps", "11", "--envs", "9",
       "--batch-size", "5", "--lr", "0.01", "--updates-per-iter", "4",
       "--replay-capacity", "40"])
-  c = train_lib.config_from_args(args)
+  c = train_flags.config_from_args(args)
   assert (c.env, c.algo, c.policy, c.num_simulations, c.seed, c.steps,
           c.num_envs, c.batch_size, c.learning_rate, c.updates_per_iter,
           c.replay_capacity) == (
               "catch", "alphazero", "muzero", 7, 3, 11, 9, 5, 0.01, 4, 40)
   # No arguments: the demo, MuZero (learned model, Gumbel) on tic-tac-toe.
-  c = train_lib.config_from_args(train_lib.build_parser().parse_args([]))
+  c = train_flags.config_from_args(train_flags.build_parser().parse_args([]))
   assert (c.env, c.algo, c.policy) == ("tictactoe", "muzero", "gumbel")
 
 
 # ------------------------------------------------------------- the help
 def test_help_names_every_game_and_algorithm_and_every_default(capsys):
   with pytest.raises(SystemExit) as e:
-    train_lib.build_parser().parse_args(["--help"])
+    train_flags.build_parser().parse_args(["--help"])
   assert e.value.code == 0
   text = " ".join(capsys.readouterr().out.split())  # Unwrapped.
   for name in envs.VALID_NAMES + config_lib.ALGOS + config_lib.POLICIES:
     assert name in text, name
   assert "2048" in text and "pgx:<env_id>" in text
   assert "stochastic_muzero" in text
-  for action in train_lib.build_parser()._actions:  # pylint: disable=protected-access
+  for action in train_flags.build_parser()._actions:  # pylint: disable=protected-access
     if action.dest != "help":
       assert "default" in action.help, action.option_strings
   # Defaults that depend on the game name every game.
-  steps = train_lib.game_defaults("steps")
+  steps = train_flags.game_defaults("steps")
   for name in envs.VALID_NAMES:
     assert f"{name} {config_lib.make_config(name).steps}" in steps
   assert "(default 16; connect4 32, pgx:<env_id> 32)" in text
@@ -130,8 +131,8 @@ def test_help_names_every_game_and_algorithm_and_every_default(capsys):
 
 
 @pytest.mark.parametrize("parser,argv,flag", [
-    (train_lib.build_parser, ["--step", "3"], "--step"),
-    (train_lib.build_parser, ["--sim", "3"], "--sim"),
+    (train_flags.build_parser, ["--step", "3"], "--step"),
+    (train_flags.build_parser, ["--sim", "3"], "--sim"),
     (play_lib.build_parser, ["RUN", "--game", "3"], "--game"),
     (play_lib.build_parser, ["RUN", "--again", "random"], "--again")])
 def test_abbreviated_flags_are_refused(capsys, parser, argv, flag):
@@ -144,11 +145,11 @@ def test_abbreviated_flags_are_refused(capsys, parser, argv, flag):
 
 
 def test_resume_command_repeats_the_settings_run_json_does_not_keep():
-  parse = train_lib.build_parser().parse_args
-  assert train_lib.resume_command(parse([]), "runs/a b") == (
+  parse = train_flags.build_parser().parse_args
+  assert train_flags.resume_command(parse([]), "runs/a b") == (
       "python -m agents.train --resume 'runs/a b'")
   args = parse(["--steps", "9", "--eval-mcts-sims", "0", "--checkpoint-every",
                 "30", "--no-progress", "--devices", "2", "--lr", "0.1"])
-  assert train_lib.resume_command(args, "r") == (
+  assert train_flags.resume_command(args, "r") == (
       "python -m agents.train --resume r --eval-mcts-sims 0 "
       "--checkpoint-every 30 --no-progress --devices 2")
