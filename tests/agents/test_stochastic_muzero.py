@@ -216,6 +216,7 @@ def test_search_acts_legally_under_jit(policy):
   assert summary.visit_counts.shape == (4, 4)
 
 
+@pytest.mark.slow
 def test_gumbel_policy_trains(tmp_path):
   """Two tiny iterations with the Gumbel search (self-play acts with
   `mcts.gumbel_stochastic_muzero_policy`; its improved policy is the

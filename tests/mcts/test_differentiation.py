@@ -127,7 +127,7 @@ def _check(policy, dtype):
     pytest.param("muzero_policy", jnp.float32, marks=pytest.mark.slow),
     pytest.param("muzero_policy", jnp.float64, marks=pytest.mark.slow),
     ("gumbel_muzero_policy", jnp.float32),
-    ("gumbel_muzero_policy", jnp.float64)])
+    pytest.param("gumbel_muzero_policy", jnp.float64, marks=pytest.mark.slow)])
 def test_grad_matches_finite_differences_and_jvp(policy, dtype):
   with jax.enable_x64(dtype == jnp.float64):
     _check(policy, dtype)
