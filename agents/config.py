@@ -62,6 +62,9 @@ class Config:
   # value targets from new searches with the current parameters (see
   # agents/training/batch.py and docs/agents.md); 0 = off. Only algo="muzero".
   reanalyse_fraction: float = 0.0
+  # Each replayed window is reflected by the game's left-right symmetry
+  # with probability 1/2 (agents/training/augment.py; connect4, tictactoe).
+  mirror: bool = False
   # Data parallelism: the environments, replay and batch are cut into this
   # many equal shards, each with its own random stream; a run on D devices
   # needs D to divide it, and gives the same results on any such D.
@@ -244,6 +247,9 @@ def validate(config: Config) -> Config:
           f"batch_size {config.batch_size} over {config.num_shards} "
           "shard(s) rounds to 0 reanalysed rows per shard: raise it or set "
           "it to 0")
+  if not isinstance(config.mirror, bool):
+    raise ValueError(f"mirror (--mirror) must be a bool, got "
+                     f"{config.mirror!r}")
   if config.td_steps is not None and config.td_steps < 1:
     raise ValueError(f"td_steps must be >= 1, got {config.td_steps}")
   if config.value_bins < 2 or not config.value_max > config.value_min:

@@ -12,6 +12,7 @@ import envs
 from agents import config as config_lib
 from agents.runs import processes
 from agents.runs.run_dir import RunError
+from agents.training.augment import check_mirror
 from agents.training.targets import window_length
 
 
@@ -24,12 +25,21 @@ RUN_FLAGS = dict(env="env", algo="algo", policy="policy",
                   td_steps="td_steps", eval_every="eval_every",
                   eval_games="eval_games", shards="num_shards",
                   reanalyse="reanalyse_fraction",
-                  code_usage_weight="code_usage_weight")
+                  code_usage_weight="code_usage_weight",
+                  mirror="mirror")
 
 
 def _show(value) -> str:
+  if isinstance(value, bool):
+    return "on" if value else "off"
   return "to the episode end" if value is None else f"{value:g}" if (
       isinstance(value, float)) else str(value)
+
+
+def _on_off(text: str) -> bool:
+  if text not in ("on", "off"):
+    raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
+  return text == "on"
 
 
 def game_defaults(field: str) -> str:
@@ -106,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
                  help="Stochastic MuZero: weight of the term that asks the "
                  "chance encoder to use many codes over a batch (see "
                  "docs/stochastic_muzero.md) " + game("code_usage_weight"))
+  p.add_argument("--mirror", type=_on_off, metavar="{on,off}",
+                 help="reflect each replayed window left-right with "
+                 "probability 1/2 (data augmentation by the game's "
+                 "symmetry; connect4, tictactoe) " + game("mirror"))
   p.add_argument("--eval-every", type=int, help="iterations between quick "
                  "evaluations " + game("eval_every"))
   p.add_argument("--eval-games", type=int, help="games per side in quick "
@@ -185,6 +199,8 @@ def config_from_args(args, shards: int = 1, env=None) -> config_lib.Config:
   try:
     config = config_lib.make_config(env_name, **overrides)
     window_length(config, env)
+    if config.mirror:
+      check_mirror(env)
   except ValueError as e:
     raise RunError(str(e))
   return config

@@ -21,7 +21,8 @@ Env attributes
 number of non-no-op steps before ``terminated`` is reached; for the pgx
 adapter it is ``None`` when unknown). Methods ``init(key) -> State``,
 ``step(state, action) -> State`` and ``render(state) -> str`` (a text board of
-ONE unbatched state, for debugging).
+ONE unbatched state, for debugging). Optional: ``mirror``, a :class:`Mirror`
+(the game's left-right reflection, for data augmentation), or ``None``.
 
 State fields (common to every env)
 ----------------------------------
@@ -59,7 +60,8 @@ Conventions
 
 from __future__ import annotations
 
-from typing import Any, Optional, Protocol, Tuple, runtime_checkable
+from typing import Any, NamedTuple, Optional, Protocol, Tuple
+from typing import runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -96,6 +98,20 @@ class Env(Protocol):
 
   def render(self, state: Any) -> str:
     ...
+
+
+class Mirror(NamedTuple):
+  """A left-right reflection of a board game, under which its rules are
+  unchanged: observations ``[..., *observation_shape]`` are reversed along
+  ``axis`` (negative, counted from the end), and action ``a`` becomes
+  ``actions[a]`` (a permutation that is its own inverse)."""
+  axis: int
+  actions: Tuple[int, ...]
+
+
+def mirror_of(env) -> Optional[Mirror]:
+  """``env.mirror``, or ``None`` when the game declares no reflection."""
+  return getattr(env, "mirror", None)
 
 
 def tree_select(pred: jax.Array, on_true: Any, on_false: Any) -> Any:

@@ -75,6 +75,10 @@ class Connect4:
   num_players: int = dataclasses.field(default=2, init=False)
   max_episode_steps: Optional[int] = dataclasses.field(
       default=ROWS * COLUMNS, init=False)
+  # Column c <-> column 6 - c.
+  mirror: base.Mirror = dataclasses.field(
+      default=base.Mirror(axis=-2, actions=tuple(range(COLUMNS))[::-1]),
+      init=False)
 
   def init(self, key: jax.Array) -> Connect4State:
     del key  # Deterministic start.

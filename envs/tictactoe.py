@@ -60,6 +60,10 @@ class TicTacToe:
       default=(3, 3, 2), init=False)
   num_players: int = dataclasses.field(default=2, init=False)
   max_episode_steps: Optional[int] = dataclasses.field(default=9, init=False)
+  # Cell (r, c) <-> cell (r, 2 - c).
+  mirror: base.Mirror = dataclasses.field(
+      default=base.Mirror(axis=-2, actions=tuple(
+          3 * r + 2 - c for r in range(3) for c in range(3))), init=False)
 
   def init(self, key: jax.Array) -> TicTacToeState:
     del key  # Deterministic start.

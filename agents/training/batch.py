@@ -4,7 +4,9 @@ A batch is ``batch_size`` windows sampled uniformly from the replay buffer:
 the observation at the window's start, the actions played, and the
 targets of :mod:`agents.training.targets`; with reanalyse
 (``config.reanalyse_fraction``, :mod:`agents.training.reanalyse`) its first
-rows get fresh targets from new searches with the current parameters.
+rows get fresh targets from new searches with the current parameters;
+with ``config.mirror`` each window is then reflected by the game's
+symmetry with probability 1/2 (:mod:`agents.training.augment`).
 """
 from __future__ import annotations
 
@@ -12,9 +14,13 @@ import jax
 import jax.numpy as jnp
 
 from agents.config import Config, unroll_steps
+from agents.training import augment
 from agents.training import reanalyse
 from agents.training import replay
 from agents.training.targets import compute_targets, window_length
+
+# The stream of ``make_batch``'s key that chooses the windows to reflect.
+MIRROR_STREAM = 0x6d6972
 
 
 def make_batch(config: Config, env, buffer: replay.ReplayBuffer, key,
@@ -59,4 +65,7 @@ def make_batch(config: Config, env, buffer: replay.ReplayBuffer, key,
     batch["reanalyse"] = changes
   if num_obs > 1:
     batch["next_observations"] = obs[:, 1:]
+  if config.mirror:
+    batch = augment.reflect_half(batch, augment.check_mirror(env),
+                                 jax.random.fold_in(key, MIRROR_STREAM))
   return batch

@@ -37,8 +37,9 @@ class TrainingDiverged(RunError):
 
 
 def _start_state(agent, mesh, out_dir: str, resume: bool, log):
-  """``(state, seconds trained before)``: the latest checkpoint's state
-  when resuming a run that has one, else the initial state."""
+  """``(state, wall seconds trained before, CPU seconds before)``: the
+  latest checkpoint's state when resuming a run that has one, else the
+  initial state."""
   ckpt_dir = os.path.join(out_dir, CHECKPOINT_DIR)
   if resume and checkpoints.latest_step(ckpt_dir) is not None:
     target = checkpoints.abstract_target(
@@ -47,18 +48,24 @@ def _start_state(agent, mesh, out_dir: str, resume: bool, log):
     state, meta = checkpoints.restore(ckpt_dir, target)  # Raises if bad.
     log(f"Resuming {out_dir} at iteration {meta['iteration']} on "
         f"{mesh.size} device(s)")
-    return state, float(meta.get("elapsed_s", 0.0))
+    return (state, float(meta.get("elapsed_s", 0.0)),
+            float(meta.get("cpu_s", 0.0)))
   if resume:
     log(f"{out_dir} has no checkpoint yet: starting from iteration 0")
-  return sharded_init_state(agent, mesh), 0.0
+  return sharded_init_state(agent, mesh), 0.0, 0.0
 
 
-def _metrics_row(metrics, it: int, config, time_s: float) -> Dict[str, Any]:
-  """The metrics.jsonl row of iteration ``it`` from the step's metrics."""
+def _metrics_row(metrics, it: int, config, time_s: float,
+                 cpu_s: float) -> Dict[str, Any]:
+  """The metrics.jsonl row of iteration ``it`` from the step's metrics:
+  ``time_s`` the wall-clock seconds of training so far, ``cpu_s`` the CPU
+  seconds of this process (all its threads; for a process alone on one
+  core, its wall-clock time on a machine of its own)."""
   row = metrics_lib.to_json(metrics)
   row.update(iteration=it,
              env_steps=it * config.selfplay_steps * config.num_envs,
-             updates=it * config.updates_per_iter, time_s=round(time_s, 2))
+             updates=it * config.updates_per_iter, time_s=round(time_s, 2),
+             cpu_s=round(cpu_s, 2))
   eps = row.pop("episodes")
   ret = row.pop("return_sum")
   row["episodes"] = eps
@@ -121,7 +128,8 @@ def train(agent, out_dir: str, mesh, *, resume: bool = False,
   ckpt_dir = os.path.join(out_dir, CHECKPOINT_DIR)
   metrics_path = os.path.join(out_dir, METRICS_FILE)
   with StopSignals() as signals:
-    state, elapsed_before = _start_state(agent, mesh, out_dir, resume, log)
+    state, elapsed_before, cpu_before = _start_state(agent, mesh, out_dir,
+                                                     resume, log)
     it = int(processes.fetch(state.iteration))
     all_rows = []
     if resume and main_process:
@@ -135,16 +143,20 @@ def train(agent, out_dir: str, mesh, *, resume: bool = False,
       # A signal during the compilation stops before the first iteration.
       _, signum = processes.agree((), signals.signum)
 
+    def cpu_seconds():
+      return cpu_before + time.process_time() - cpu_start
+
     def save(state, elapsed):
       checkpoints.save(ckpt_dir, state, dict(
-          iteration=it, elapsed_s=elapsed, config=config.to_dict(),
-          devices=mesh.size))
+          iteration=it, elapsed_s=elapsed, cpu_s=cpu_seconds(),
+          config=config.to_dict(), devices=mesh.size))
 
     bar = None
     if progress and main_process:
       bar = progress_bar(config.steps, f"{config.env} {config.algo}", "it",
                          initial=it)
     start = time.time()
+    cpu_start = time.process_time()
     last_ckpt = start
     stopped_early = False
     metrics_file = open(metrics_path, "a") if main_process else None
@@ -161,7 +173,8 @@ def train(agent, out_dir: str, mesh, *, resume: bool = False,
         state = new_state
         it += 1
         now = time.time()
-        row = _metrics_row(metrics, it, config, elapsed_before + now - start)
+        row = _metrics_row(metrics, it, config, elapsed_before + now - start,
+                           cpu_seconds())
         if main_process:
           if quick_evaluate is not None and it % config.eval_every == 0:
             row.update(quick_evaluate(processes.fetch(state.params), it))

@@ -83,6 +83,10 @@ def test_resume_is_exact(tmp_path):
   assert params_equal(resumed["state"], full["state"])
   rows = [json.loads(l) for l in open(half_dir / run_dir.METRICS_FILE)]
   assert [r["iteration"] for r in rows] == [1, 2, 3, 4]
+  # Wall-clock and CPU seconds go on counting from the checkpoint.
+  for key in ("time_s", "cpu_s"):
+    times = [r[key] for r in rows]
+    assert 0 < times[0] and times == sorted(times), (key, times)
 
 
 def test_end_to_end_run_files(tmp_path):
