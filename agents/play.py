@@ -232,7 +232,7 @@ def model_errors_report(agent, num: int, seed: int) -> str:
   learned model on ``num`` positions (refuses a run that has none)."""
   if agent.algo != "muzero":
     raise ValueError(f"--model-errors needs a muzero run (a learned "
-                     f"model); {agent.run_dir} is a {agent.algo} run")
+                     f"model); {agent.run_dir} was trained with algo {agent.algo}")
   start = time.perf_counter()
   result = model_errors(agent.agent, agent.params, agent.env, num, seed)
   return (format_model_errors(
