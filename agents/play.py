@@ -7,6 +7,7 @@
     python -m agents.play RUN_DIR --against OTHER_RUN_DIR --games 50
     python -m agents.play RUN_DIR --against solver      # Connect Four
     python -m agents.play RUN_DIR --accuracy 1000 [--accuracy-mcts 1000]
+    python -m agents.play RUN_DIR --model-errors 500 [--simulations 64]
 
 At your turn type a legal move (its number), ``?`` for the search
 statistics of the agent's last move (visit share and Q-value of its top
@@ -18,7 +19,11 @@ between RUN_DIR and X: another run directory, ``mcts:<simulations>``
 on stderr, and prints the score. ``--accuracy N`` prints the agent's move
 accuracy on N solved Connect Four positions
 (:mod:`agents.evaluation.accuracy`), and with ``--accuracy-mcts SIMS``
-OpenSpiel's MCTSBot's on the same positions. Flags are never abbreviated.
+OpenSpiel's MCTSBot's on the same positions. ``--model-errors N``
+(MuZero runs) prints the errors of the learned model against the true game
+on N random positions and how often its search chooses the move of the
+same search on the true rules (:mod:`agents.evaluation.model_errors`).
+Flags are never abbreviated.
 """
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ from agents.evaluation import player as player_lib
 from agents.evaluation.accuracy import (format_accuracy, move_accuracy,
                                         solved_positions)
 from agents.evaluation.matches import match
+from agents.evaluation.model_errors import format_model_errors, model_errors
 from agents.evaluation.opponents import (MCTSBotOpponent, make_opponent,
                                          search_opponent)
 from agents.evaluation.solver import check_env
@@ -190,6 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--accuracy-mcts", type=int, metavar="SIMS",
                  help="with --accuracy: also OpenSpiel's MCTSBot(SIMS)'s "
                  "on the same positions (slow) (default: not)")
+  p.add_argument("--model-errors", type=int, metavar="N",
+                 help="print the errors of a MuZero agent's learned model "
+                 "against the true game on N random positions (5-move "
+                 "random continuations) and how often its search agrees "
+                 "with the same search on the true rules (default: not)")
   p.add_argument("--seed", type=int, default=0,
                  help="seed of the games (default 0)")
   return p
@@ -216,6 +227,19 @@ def accuracy_report(agent, num: int, mcts_simulations: Optional[int]
   return "\n".join(lines)
 
 
+def model_errors_report(agent, num: int, seed: int) -> str:
+  """The lines of ``--model-errors``: :func:`model_errors` of ``agent``'s
+  learned model on ``num`` positions (refuses a run that has none)."""
+  if agent.algo != "muzero":
+    raise ValueError(f"--model-errors needs a muzero run (a learned "
+                     f"model); {agent.run_dir} was trained with algo {agent.algo}")
+  start = time.perf_counter()
+  result = model_errors(agent.agent, agent.params, agent.env, num, seed)
+  return (format_model_errors(
+      result, f"{agent.run_dir} ({agent.num_simulations} simulations)")
+          + f"\nmeasured in {time.perf_counter() - start:.1f} s")
+
+
 def main(argv=None, inp: TextIO = sys.stdin, out: TextIO = sys.stdout
          ) -> int:
   args = build_parser().parse_args(argv)
@@ -235,6 +259,13 @@ def main(argv=None, inp: TextIO = sys.stdin, out: TextIO = sys.stdout
         raise ValueError(f"--accuracy-mcts must be a positive integer, "
                          f"got {args.accuracy_mcts}")
       out.write(accuracy_report(agent, args.accuracy, args.accuracy_mcts)
+                + "\n")
+      return 0
+    if args.model_errors is not None:
+      if args.model_errors < 1:
+        raise ValueError(f"--model-errors must be a positive integer, got "
+                         f"{args.model_errors}")
+      out.write(model_errors_report(agent, args.model_errors, args.seed)
                 + "\n")
       return 0
     if args.against:
