@@ -6,6 +6,7 @@
     python -m agents.play RUN_DIR --against mcts:1000 --games 200
     python -m agents.play RUN_DIR --against OTHER_RUN_DIR --games 50
     python -m agents.play RUN_DIR --against solver      # Connect Four
+    python -m agents.play RUN_DIR --against solver --audit  # its mistakes
     python -m agents.play RUN_DIR --accuracy 1000 [--accuracy-mcts 1000]
     python -m agents.play RUN_DIR --model-errors 500 [--simulations 64]
 
@@ -16,7 +17,10 @@ input and Ctrl-C quit too). ``--against X`` plays ``--games`` games per side
 between RUN_DIR and X: another run directory, ``mcts:<simulations>``
 (OpenSpiel's MCTSBot), ``random``, ``perfect`` (tic-tac-toe) or ``solver``
 (Connect Four's perfect solver; needs bitbully), with a progress bar by ply
-on stderr, and prints the score. ``--accuracy N`` prints the agent's move
+on stderr, and prints the score; with ``--audit`` (Connect Four) the solver
+checks each of the agent's moves in those games and a table tells, by seat
+and phase, where it lost the solved outcome
+(:mod:`agents.evaluation.audit`). ``--accuracy N`` prints the agent's move
 accuracy on N solved Connect Four positions
 (:mod:`agents.evaluation.accuracy`), and with ``--accuracy-mcts SIMS``
 OpenSpiel's MCTSBot's on the same positions. ``--model-errors N``
@@ -36,6 +40,7 @@ import jax
 import numpy as np
 
 from agents.evaluation import player as player_lib
+from agents.evaluation.audit import Audited, format_audit, summarize
 from agents.evaluation.accuracy import (format_accuracy, move_accuracy,
                                         solved_positions)
 from agents.evaluation.matches import match
@@ -187,6 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
                  "mcts:<simulations> (OpenSpiel's MCTSBot), random, "
                  "perfect (tic-tac-toe) or solver (Connect Four; needs "
                  "bitbully)")
+  p.add_argument("--audit", action="store_true",
+                 help="with --against (Connect Four): the solver checks "
+                 "every move of the agent in the match; prints where, by "
+                 "seat and phase, its moves lost the solved outcome (needs "
+                 "bitbully)")
   p.add_argument("--games", type=int, default=100,
                  help="games per side with --against (default 100)")
   p.add_argument("--accuracy", type=int, metavar="N",
@@ -232,7 +242,8 @@ def model_errors_report(agent, num: int, seed: int) -> str:
   learned model on ``num`` positions (refuses a run that has none)."""
   if agent.algo != "muzero":
     raise ValueError(f"--model-errors needs a muzero run (a learned "
-                     f"model); {agent.run_dir} was trained with algo {agent.algo}")
+                     f"model); {agent.run_dir} was trained with algo "
+                     f"{agent.algo}")
   start = time.perf_counter()
   result = model_errors(agent.agent, agent.params, agent.env, num, seed)
   return (format_model_errors(
@@ -268,14 +279,24 @@ def main(argv=None, inp: TextIO = sys.stdin, out: TextIO = sys.stdout
       out.write(model_errors_report(agent, args.model_errors, args.seed)
                 + "\n")
       return 0
+    if args.audit and not args.against:
+      raise ValueError("--audit goes with --against X (the match whose "
+                       "moves the solver checks)")
     if args.against:
       other = make_opponent(args.against, agent.env)
+      me = search_opponent(agent)
+      if args.audit:
+        me = Audited(me)
       with ply_progress(agent.env.max_episode_steps or 0,
                         f"against {args.against}") as on_ply:
-        result = match(agent.env, search_opponent(agent), other,
-                       args.games, args.seed, on_ply)
+        result = match(agent.env, me, other, args.games, args.seed, on_ply)
       out.write(score_report(args.run_dir, args.against, result,
                              args.games) + "\n")
+      if args.audit:
+        by_seat = dict(first=summarize(me.moves[:args.games]),
+                       second=summarize(me.moves[args.games:]))
+        out.write(format_audit(by_seat, f"{args.run_dir} against "
+                               f"{args.against}") + "\n")
       return 0
     play_interactive(agent, args.human_seat or 0, inp, out,
                      show_search=args.show_search, sample=args.sample,

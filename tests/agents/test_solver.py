@@ -12,6 +12,7 @@ import pytest
 import envs
 from agents import play as play_lib
 from agents.evaluation import accuracy
+from agents.evaluation import audit
 from agents.evaluation import during_training
 from agents.evaluation import evaluator
 from agents.evaluation import player as player_lib
@@ -223,3 +224,59 @@ def test_training_evaluation_logs_accuracy(c4_run, monkeypatch):
   monkeypatch.setattr(solver_lib, "available", lambda: False)
   assert "pip install bitbully" in evaluation.final(
       player.params)["solver_accuracy_skipped"]
+
+
+# ------------------------------------------------------------------ audit
+def test_audit_summary_by_hand():
+  M = audit.Move
+  games = [
+      [M(0, True, 1), M(2, True, 1), M(14, False, 1), M(16, True, -1)],
+      [M(1, True, 0), M(29, False, 0)],
+      [M(0, True, 1), M(2, True, 1)],
+  ]
+  r = audit.summarize(games)
+  assert (r["games"], r["moves"], r["lost"]) == (3, 8, 2)
+  assert r["lost_opening"] == 0.0           # 5 opening moves, all kept.
+  assert r["lost_middle"] == 0.5            # 14 lost, 16 kept.
+  assert r["lost_endgame"] == 1.0
+  assert r["clean"] == pytest.approx(1 / 3)
+  assert r["first_loss_opening"] == 0.0
+  assert r["first_loss_middle"] == pytest.approx(1 / 3)
+  assert r["first_loss_endgame"] == pytest.approx(1 / 3)
+  assert r["won_games"] == 2 and r["wins_lost"] == 0.5
+  empty = audit.summarize([])
+  assert empty["moves"] == 0 and empty["clean"] is None
+  text = audit.format_audit(dict(first=r, second=empty), "A")
+  assert "0.500 of 2 won games" in text.splitlines()[2]
+
+
+def test_audit_of_the_solver_and_of_random_play():
+  """The solver never loses the solved outcome and keeps every win it
+  starts from; random play as first player gives its win away in every
+  game (as second, from a lost start, every move keeps the loss)."""
+  env = envs.make("connect4")
+  perfect = audit.Audited(make_opponent("solver", env))
+  match(env, perfect, random_opponent(env), games_per_side=3, seed=2)
+  first, second = (audit.summarize(perfect.moves[:3]),
+                   audit.summarize(perfect.moves[3:]))
+  assert first["lost"] == 0 and first["clean"] == 1.0
+  assert first["won_games"] == 3 and first["wins_lost"] == 0.0
+  assert second["lost"] == 0 and second["moves"] > 0
+  rand = audit.Audited(random_opponent(env))
+  match(env, rand, make_opponent("solver", env), games_per_side=3, seed=2)
+  r = audit.summarize(rand.moves[:3])
+  assert r["clean"] == 0.0 and r["lost"] >= 3
+  assert r["won_games"] == 3 and r["wins_lost"] == 1.0
+  both = audit.summarize(rand.moves)
+  assert sum(both[f"first_loss_{p[0]}"] for p in accuracy.PHASES) == (
+      pytest.approx(1.0 - both["clean"]))
+
+
+def test_play_cli_audit(c4_run, capsys):
+  out = io.StringIO()
+  assert play_lib.main([c4_run, "--against", "solver", "--games", "2",
+                        "--audit"], out=out) == 0
+  lines = out.getvalue().splitlines()
+  assert any(l.startswith("first ") and "won games" in l for l in lines)
+  assert play_lib.main([c4_run, "--audit"], out=io.StringIO()) == 2
+  assert "--audit goes with --against" in capsys.readouterr().err
