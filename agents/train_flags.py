@@ -24,7 +24,8 @@ RUN_FLAGS = dict(env="env", algo="algo", policy="policy",
                   td_steps="td_steps", eval_every="eval_every",
                   eval_games="eval_games", shards="num_shards",
                   reanalyse="reanalyse_fraction",
-                  code_usage_weight="code_usage_weight")
+                  code_usage_weight="code_usage_weight",
+                  consistency_weight="consistency_weight")
 
 
 def _show(value) -> str:
@@ -106,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
                  help="Stochastic MuZero: weight of the term that asks the "
                  "chance encoder to use many codes over a batch (see "
                  "docs/stochastic_muzero.md) " + game("code_usage_weight"))
+  p.add_argument("--consistency-weight", type=float, metavar="W",
+                 help="MuZero: weight W >= 0 of EfficientZero's temporal "
+                 "consistency loss, which pulls each unrolled latent "
+                 "towards the representation of the observation seen "
+                 "there (muzero only; 0: off; see docs/agents.md) "
+                 + game("consistency_weight"))
   p.add_argument("--eval-every", type=int, help="iterations between quick "
                  "evaluations " + game("eval_every"))
   p.add_argument("--eval-games", type=int, help="games per side in quick "
