@@ -18,7 +18,7 @@ def plot_learning_curve(rows: List[Dict[str, Any]], path: str,
            if r.get(key) is not None]
     return ([p[0] for p in pts], [p[1] for p in pts]) if pts else None
   for key in ("loss", "policy_loss", "value_loss", "reward_loss", "q_loss",
-              "chance_loss", "commitment_loss"):
+              "chance_loss", "commitment_loss", "consistency_loss"):
     s = series(key)
     if s:
       axes[0].plot(*s, label=key)
