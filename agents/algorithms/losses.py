@@ -1,7 +1,7 @@
 """The loss helpers the algorithms share: MuZero's invertible value
 transform and categorical (two-hot) values, the cross-entropy, the
-gradient scaling of an unrolled hidden state, and the negative cosine
-similarity of a self-supervised consistency term.
+gradient scaling of an unrolled hidden state, the negative cosine
+similarity of a self-supervised consistency term, and a masked mean.
 
 Values and rewards are predicted as distributions over a fixed support of
 ``num_bins`` equally spaced points in the *transformed* space
@@ -99,3 +99,11 @@ def negative_cosine_similarity(x, y, eps: float = 1e-8):
   unit = lambda v: v / jnp.maximum(
       jnp.linalg.norm(v, axis=-1, keepdims=True), eps)
   return -jnp.sum(unit(x) * unit(y), axis=-1)
+
+
+def masked_mean(x, mask):
+  """The mean of ``x [B, K]`` over the entries where ``mask [B, K]`` is
+  true (0 when there are none)."""
+  mask = mask.astype(x.dtype)
+  return jnp.sum(jnp.where(mask > 0, x, 0.0)) / jnp.maximum(
+      jnp.sum(mask), 1.0)

@@ -42,7 +42,8 @@ style (Chen & He 2021)::
 with ``g`` a projector and ``q`` a predictor (small MLPs, only built when
 the weight is > 0, so that other runs keep their parameter trees). Steps
 whose ``o_{t+k}`` lies past the end of the episode of ``t`` are masked
-(``alive``).
+(``alive``); the term is the mean over the other steps, so that it lies in
+``[-1, 1]`` with -1 a perfect match.
 """
 from __future__ import annotations
 
@@ -55,6 +56,7 @@ import jax.numpy as jnp
 
 import mcts
 from agents.algorithms.losses import (Support, cross_entropy,
+                                     masked_mean,
                                      negative_cosine_similarity,
                                      scale_gradient)
 from agents.config import Config, unroll_steps
@@ -330,7 +332,7 @@ def make_loss(agent: MuZeroAgent):
         if consistency:
           consistency_losses.append(negative_cosine_similarity(
               nets.predict_projection(params, nets.project(params, latent)),
-              goals[:, k - 1]) * targets["alive"][:, k])
+              goals[:, k - 1]))
       logits, value_logits = nets.predict(params, latent)
       policy_losses.append(
           cross_entropy(targets["policy"][:, k], logits)
@@ -346,8 +348,8 @@ def make_loss(agent: MuZeroAgent):
     metrics = dict(policy_loss=policy_loss, value_loss=value_loss,
                    reward_loss=reward_loss)
     if consistency:
-      metrics["consistency_loss"] = jnp.mean(
-          jnp.stack(consistency_losses, 1))
+      metrics["consistency_loss"] = masked_mean(
+          jnp.stack(consistency_losses, 1), targets["alive"][:, 1:])
       loss = loss + config.consistency_weight * metrics["consistency_loss"]
     return loss, dict(loss=loss, **metrics)
 
