@@ -65,6 +65,11 @@ class Config:
   # Each replayed window is reflected by the game's left-right symmetry
   # with probability 1/2 (agents/training/augment.py; connect4, tictactoe).
   mirror: bool = False
+  # EfficientZero's temporal consistency (Ye et al. 2021): the weight of
+  # the loss that pulls the k-step unrolled latent towards the projected
+  # representation of o_{t+k} (agents/algorithms/muzero.py); 0 = off.
+  # Only algo="muzero".
+  consistency_weight: float = 0.0
   # Data parallelism: the environments, replay and batch are cut into this
   # many equal shards, each with its own random stream; a run on D devices
   # needs D to divide it, and gives the same results on any such D.
@@ -219,6 +224,17 @@ def validate(config: Config) -> Config:
     raise ValueError("code_usage_weight (--code-usage-weight) needs algo "
                      f"'stochastic_muzero' (a chance-encoder term), got algo "
                      f"{config.algo!r}")
+  if not config.consistency_weight >= 0:
+    raise ValueError("consistency_weight (--consistency-weight) must be "
+                     f">= 0, got {config.consistency_weight!r}")
+  if config.consistency_weight > 0 and config.algo != "muzero":
+    raise ValueError("consistency_weight (--consistency-weight) needs algo "
+                     "'muzero' (a term of its learned model's loss), got "
+                     f"algo {config.algo!r}")
+  if config.consistency_weight > 0 and config.unroll_steps < 1:
+    raise ValueError("consistency_weight (--consistency-weight) needs "
+                     "unroll_steps >= 1 (it compares unrolled latents with "
+                     f"later observations), got {config.unroll_steps}")
   if config.unroll_steps < 0:
     raise ValueError(f"unroll_steps must be >= 0, got {config.unroll_steps}")
   if config.sample_plies < 0:

@@ -26,7 +26,8 @@ RUN_FLAGS = dict(env="env", algo="algo", policy="policy",
                   eval_games="eval_games", shards="num_shards",
                   reanalyse="reanalyse_fraction",
                   code_usage_weight="code_usage_weight",
-                  mirror="mirror")
+                  mirror="mirror",
+                  consistency_weight="consistency_weight")
 
 
 def _show(value) -> str:
@@ -120,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
                  help="reflect each replayed window left-right with "
                  "probability 1/2 (data augmentation by the game's "
                  "symmetry; connect4, tictactoe) " + game("mirror"))
+  p.add_argument("--consistency-weight", type=float, metavar="W",
+                 help="MuZero: weight W >= 0 of EfficientZero's temporal "
+                 "consistency loss, which pulls each unrolled latent "
+                 "towards the representation of the observation seen "
+                 "there (muzero only; 0: off; see docs/agents.md) "
+                 + game("consistency_weight"))
   p.add_argument("--eval-every", type=int, help="iterations between quick "
                  "evaluations " + game("eval_every"))
   p.add_argument("--eval-games", type=int, help="games per side in quick "

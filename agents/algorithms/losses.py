@@ -1,6 +1,7 @@
 """The loss helpers the algorithms share: MuZero's invertible value
-transform and categorical (two-hot) values, the cross-entropy, and the
-gradient scaling of an unrolled hidden state.
+transform and categorical (two-hot) values, the cross-entropy, the
+gradient scaling of an unrolled hidden state, the negative cosine
+similarity of a self-supervised consistency term, and a masked mean.
 
 Values and rewards are predicted as distributions over a fixed support of
 ``num_bins`` equally spaced points in the *transformed* space
@@ -88,3 +89,21 @@ def scale_gradient(x, scale: float):
   """``x`` unchanged, its gradient multiplied by ``scale`` (MuZero halves
   the gradient through the hidden state at each dynamics step)."""
   return x * scale + jax.lax.stop_gradient(x) * (1.0 - scale)
+
+
+def negative_cosine_similarity(x, y, eps: float = 1e-8):
+  """``-<x, y> / (|x| |y|)`` of ``[..., P]`` vectors -> ``[...]``, in
+  ``[-1, 1]`` (SimSiam, Chen & He 2021, as in EfficientZero's temporal
+  consistency loss, Ye et al. 2021). A norm below ``eps`` counts as ``eps``
+  (zero vectors give 0, not NaN)."""
+  unit = lambda v: v / jnp.maximum(
+      jnp.linalg.norm(v, axis=-1, keepdims=True), eps)
+  return -jnp.sum(unit(x) * unit(y), axis=-1)
+
+
+def masked_mean(x, mask):
+  """The mean of ``x [B, K]`` over the entries where ``mask [B, K]`` is
+  true (0 when there are none)."""
+  mask = mask.astype(x.dtype)
+  return jnp.sum(jnp.where(mask > 0, x, 0.0)) / jnp.maximum(
+      jnp.sum(mask), 1.0)

@@ -30,6 +30,20 @@ search's ``action_weights`` at ``t+k``, cross-entropy) and the value target
 ``r_{t+k-1}`` (the targets: :mod:`agents.training.targets`). Unroll steps
 past the end of the episode have no policy loss. As in MuZero, the gradient
 through the hidden state is halved at each dynamics step.
+
+Temporal consistency (EfficientZero: Ye et al. 2021, "Mastering Atari Games
+with Limited Data"; ``config.consistency_weight`` > 0, default 0 = off):
+the unrolled latent ``s^k`` (``k = 1..K``) is pulled towards the
+representation of the observation actually seen, ``h(o_{t+k})``, SimSiam
+style (Chen & He 2021)::
+
+  l_c^k = -cos(q(g(s^k)), stop_gradient(g(h(o_{t+k}))))
+
+with ``g`` a projector and ``q`` a predictor (small MLPs, only built when
+the weight is > 0, so that other runs keep their parameter trees). Steps
+whose ``o_{t+k}`` lies past the end of the episode of ``t`` are masked
+(``alive``); the term is the mean over the other steps, so that it lies in
+``[-1, 1]`` with -1 a perfect match.
 """
 from __future__ import annotations
 
@@ -41,7 +55,10 @@ import jax
 import jax.numpy as jnp
 
 import mcts
-from agents.algorithms.losses import Support, cross_entropy, scale_gradient
+from agents.algorithms.losses import (Support, cross_entropy,
+                                     masked_mean,
+                                     negative_cosine_similarity,
+                                     scale_gradient)
 from agents.config import Config, unroll_steps
 
 
@@ -54,6 +71,9 @@ class NetConfig:
   dyn_blocks: int = 2
   pred_blocks: int = 1
   value_bins: int = 21     # S, the categorical support size.
+  # P, the output size of the consistency heads (projector, predictor);
+  # 0: no heads, and no parameters for them.
+  projection_size: int = 0
 
 
 class ResBlock(hk.Module):
@@ -107,16 +127,37 @@ def prediction(latent, config: NetConfig):
   return policy_logits, value_logits
 
 
+def projector(latent, config: NetConfig):
+  """``latent [B, D] -> [B, P]``, EfficientZero's projection head:
+  Linear -> LayerNorm -> ReLU -> Linear (inside a haiku transform)."""
+  with hk.experimental.name_scope("projector"):
+    x = hk.Linear(config.width)(latent)
+    x = jax.nn.relu(hk.LayerNorm(-1, True, True)(x))
+    return hk.Linear(config.projection_size)(x)
+
+
+def projection_predictor(z, config: NetConfig):
+  """``z [B, P] -> [B, P]``, EfficientZero's prediction head on the online
+  branch: Linear -> ReLU -> Linear (inside a haiku transform)."""
+  with hk.experimental.name_scope("projection_predictor"):
+    x = jax.nn.relu(hk.Linear(config.width)(z))
+    return hk.Linear(config.projection_size)(x)
+
+
 class MuZeroNets(NamedTuple):
   """Pure functions of ``params`` (haiku's ``multi_transform`` applies)."""
   init: Callable
   represent: Callable  # (params, obs) -> latent
   dynamics: Callable   # (params, latent, action) -> (latent, reward_logits)
   predict: Callable    # (params, latent) -> (policy_logits, value_logits)
+  project: Callable    # (params, latent [B, D]) -> [B, P] (consistency)
+  predict_projection: Callable  # (params, z [B, P]) -> [B, P]
 
 
 def make_networks(config: NetConfig) -> MuZeroNets:
-  """Builds the three networks; ``init(key, obs [B, ...])`` makes params."""
+  """Builds the three networks (and the consistency heads when
+  ``config.projection_size`` > 0); ``init(key, obs [B, ...])`` makes
+  params."""
 
   def forward():
     def represent(obs):
@@ -135,17 +176,28 @@ def make_networks(config: NetConfig) -> MuZeroNets:
     def predict(latent):
       return prediction(latent, config)
 
+    def project(latent):
+      return projector(latent, config)
+
+    def predict_projection(z):
+      return projection_predictor(z, config)
+
     def init(obs):
       latent = represent(obs)
       next_latent, _ = dynamics(latent, jnp.zeros(obs.shape[0], jnp.int32))
-      return predict(next_latent)
+      out = predict(next_latent)
+      if config.projection_size:  # After the others: their init is kept.
+        predict_projection(project(next_latent))
+      return out
 
-    return init, (represent, dynamics, predict)
+    return init, (represent, dynamics, predict, project, predict_projection)
 
   transformed = hk.without_apply_rng(hk.multi_transform(forward))
-  represent, dynamics, predict = transformed.apply
+  represent, dynamics, predict, project, predict_projection = (
+      transformed.apply)
   return MuZeroNets(init=transformed.init, represent=represent,
-                    dynamics=dynamics, predict=predict)
+                    dynamics=dynamics, predict=predict, project=project,
+                    predict_projection=predict_projection)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,7 +281,9 @@ def net_config(config: Config, env) -> NetConfig:
       num_actions=env.num_actions, width=config.width,
       latent_size=config.latent_size, repr_blocks=config.repr_blocks,
       dyn_blocks=config.dyn_blocks, pred_blocks=config.pred_blocks,
-      value_bins=config.value_bins)
+      value_bins=config.value_bins,
+      projection_size=(config.latent_size if config.consistency_weight > 0
+                       else 0))
 
 
 def make_support(config: Config) -> Support:
@@ -250,16 +304,23 @@ def make_loss(agent: MuZeroAgent):
 
   batch: ``observation [B, ...]``, ``actions [B, K]`` and ``targets``
   (``value``, ``reward`` ``[B, K+1]``, ``policy [B, K+1, A]``, ``alive
-  [B, K+1]``: :func:`agents.training.targets.compute_targets`). metrics:
-  ``loss``, ``policy_loss``, ``value_loss``, ``reward_loss`` (scalars).
+  [B, K+1]``: :func:`agents.training.targets.compute_targets`); with
+  ``config.consistency_weight`` > 0 also ``next_observations [B, K, ...]``
+  (``o_{t+1..t+K}``). metrics: ``loss``, ``policy_loss``, ``value_loss``,
+  ``reward_loss``, with the consistency term also ``consistency_loss``
+  (scalars).
   """
   config, support, nets = agent.config, agent.support, agent.nets
   K = unroll_steps(config)
+  consistency = config.consistency_weight > 0 and K > 0
 
   def loss_fn(params, batch):
     targets = batch["targets"]
     latent = nets.represent(params, batch["observation"])
     policy_losses, value_losses, reward_losses = [], [], []
+    if consistency:
+      goals = consistency_targets(nets, params, batch["next_observations"])
+      consistency_losses = []
     for k in range(K + 1):
       if k > 0:
         latent, reward_logits = nets.dynamics(params, latent,
@@ -268,6 +329,10 @@ def make_loss(agent: MuZeroAgent):
         reward_losses.append(cross_entropy(
             support.scalar_to_two_hot(targets["reward"][:, k]),
             reward_logits))
+        if consistency:
+          consistency_losses.append(negative_cosine_similarity(
+              nets.predict_projection(params, nets.project(params, latent)),
+              goals[:, k - 1]))
       logits, value_logits = nets.predict(params, latent)
       policy_losses.append(
           cross_entropy(targets["policy"][:, k], logits)
@@ -280,7 +345,22 @@ def make_loss(agent: MuZeroAgent):
                    else jnp.zeros(()))
     loss = (policy_loss + config.value_loss_weight * value_loss
             + reward_loss)
-    return loss, dict(loss=loss, policy_loss=policy_loss,
-                      value_loss=value_loss, reward_loss=reward_loss)
+    metrics = dict(policy_loss=policy_loss, value_loss=value_loss,
+                   reward_loss=reward_loss)
+    if consistency:
+      metrics["consistency_loss"] = masked_mean(
+          jnp.stack(consistency_losses, 1), targets["alive"][:, 1:])
+      loss = loss + config.consistency_weight * metrics["consistency_loss"]
+    return loss, dict(loss=loss, **metrics)
 
   return loss_fn
+
+
+def consistency_targets(nets: MuZeroNets, params, next_observations):
+  """``o_{t+1..t+K} [B, K, ...] -> [B, K, P]``: the target branch of the
+  consistency loss (EfficientZero), ``stop_gradient(g(h(o_{t+k})))``, the
+  projected representations, through which no gradient flows."""
+  b, k = next_observations.shape[:2]
+  flat = next_observations.reshape((b * k,) + next_observations.shape[2:])
+  z = nets.project(params, nets.represent(params, flat))
+  return jax.lax.stop_gradient(z.reshape(b, k, -1))

@@ -28,7 +28,9 @@ def make_batch(config: Config, env, buffer: replay.ReplayBuffer, key,
   """A batch of ``config.batch_size`` windows sampled with ``key``:
   ``observation [B, ...]``, ``actions [B, K]``, ``targets`` (see
   :func:`~agents.training.targets.compute_targets`), for Stochastic MuZero
-  ``next_observations [B, K, ...]``.
+  and for MuZero's consistency loss (``config.consistency_weight`` > 0)
+  ``next_observations [B, K, ...]`` (``o_{t+1..t+K}``; those past the end
+  of the episode of ``t`` belong to the next one, masked by ``alive``).
 
   ``rows`` > 0 (MuZero Reanalyse, :mod:`agents.training.reanalyse`): the
   first ``rows`` windows (a uniform sample, like all rows) get fresh policy and
@@ -46,8 +48,7 @@ def make_batch(config: Config, env, buffer: replay.ReplayBuffer, key,
       explored=data["explored"]))
   window.update(replay.window(buffer, start, env_idx, K + 1, dict(
       policy=data["policy"], action=data["action"])))
-  # Stochastic MuZero's chance encoder also reads o_{t+1..t+K}.
-  num_obs = K + 1 if config.algo == "stochastic_muzero" else 1
+  num_obs = K + 1 if needs_next_observations(config) else 1
   obs = replay.window(buffer, start, env_idx, num_obs, data["observation"])
   targets = compute_targets(config, env, window)
   batch = dict(observation=obs[:, 0], actions=window["action"][:, :K],
@@ -69,3 +70,10 @@ def make_batch(config: Config, env, buffer: replay.ReplayBuffer, key,
     batch = augment.reflect_half(batch, augment.check_mirror(env),
                                  jax.random.fold_in(key, MIRROR_STREAM))
   return batch
+
+
+def needs_next_observations(config: Config) -> bool:
+  """Whether the loss reads ``o_{t+1..t+K}``: Stochastic MuZero's chance
+  encoder, MuZero's consistency loss."""
+  return unroll_steps(config) > 0 and (
+      config.algo == "stochastic_muzero" or config.consistency_weight > 0)
