@@ -13,6 +13,7 @@ from agents import algorithms
 from agents import config as config_lib
 from agents import train as train_lib
 from agents import train_flags
+from agents.algorithms import muzero
 from agents.algorithms.losses import scale_gradient
 from agents.training import batch as batch_lib
 from agents.training import replay
@@ -73,7 +74,9 @@ def _with_fixed_targets(nets, params, batch, goals):
   for k in range(1, goals.shape[1] + 1):
     latent, _ = nets.dynamics(params, latent, batch["actions"][:, k - 1])
     latent = scale_gradient(latent, 0.5)
-    online = nets.predict_projection(params, nets.project(params, latent))
+    alive = batch["targets"]["alive"][:, k]
+    online = nets.predict_projection(
+        params, nets.project(params, latent, alive), alive)
     dot = jnp.sum(online * goals[:, k - 1], -1)
     cos = dot / (jnp.linalg.norm(online, axis=-1)
                  * jnp.linalg.norm(goals[:, k - 1], axis=-1))
@@ -84,8 +87,10 @@ def _with_fixed_targets(nets, params, batch, goals):
 
 def _goals(nets, params, batch):
   """``g(h(o_{t+k})) [B, K, P]`` computed directly, one step at a time."""
-  return jnp.stack([nets.project(params, nets.represent(params, o))
-                    for o in jnp.moveaxis(batch["next_observations"], 1, 0)],
+  alive = batch["targets"]["alive"]
+  return jnp.stack([
+      nets.project(params, nets.represent(params, o), alive[:, k + 1])
+      for k, o in enumerate(jnp.moveaxis(batch["next_observations"], 1, 0))],
                    1)
 
 
@@ -98,8 +103,9 @@ def test_term_equals_a_hand_computation():
   latent, expected = nets.represent(params, batch["observation"]), []
   for k in (1, 2):
     latent, _ = nets.dynamics(params, latent, batch["actions"][:, k - 1])
+    alive = jnp.asarray(ALIVE[:, k])
     online = np.asarray(nets.predict_projection(
-        params, nets.project(params, latent)), np.float64)
+        params, nets.project(params, latent, alive), alive), np.float64)
     target = goals[:, k - 1].astype(np.float64)
     cos = np.sum(online * target, -1) / (
         np.linalg.norm(online, axis=-1) * np.linalg.norm(target, axis=-1))
@@ -128,7 +134,7 @@ def test_no_gradient_flows_through_the_target_branch():
       nets, params, batch, _goals(nets, params, batch))
   for g, f in zip(jax.tree_util.tree_leaves(grads),
                   jax.tree_util.tree_leaves(fixed)):
-    np.testing.assert_allclose(g, f, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(g, f, rtol=1e-4, atol=1e-6)
   # The projector learns through the online branch.
   assert any(float(jnp.abs(g).max()) > 0 for g in
              jax.tree_util.tree_leaves(grads["projector/linear"]))
@@ -255,3 +261,21 @@ def test_consistency_loss_falls_in_tictactoe_training():
   assert np.isfinite(curve).all() and len(curve) >= 35
   first, last = curve[0], np.mean(curve[-5:])
   assert 1.0 + last < 0.2 * (1.0 + first), (first, last)
+
+
+def test_batch_standardize_uses_the_rows_of_the_mask():
+  """Each feature at zero mean and unit variance over the masked rows (by
+  hand); the other rows do not move the statistics; a batch-constant
+  input (a collapsed head) comes out as zeros."""
+  x = np.array([[1.0, 5.0], [3.0, 5.0], [100.0, -7.0]], np.float32)
+  mask = np.array([True, True, False])
+  out = np.asarray(muzero.batch_standardize(jnp.asarray(x),
+                                            jnp.asarray(mask)))
+  mean, std = x[:2].mean(0), np.sqrt(x[:2].var(0) + 1e-5)
+  np.testing.assert_allclose(out, (x - mean) / std, rtol=1e-5)
+  moved = x.copy()
+  moved[2] = [-3.0, 8.0]
+  np.testing.assert_allclose(np.asarray(muzero.batch_standardize(
+      jnp.asarray(moved), jnp.asarray(mask)))[:2], out[:2], rtol=1e-6)
+  np.testing.assert_allclose(np.asarray(muzero.batch_standardize(
+      jnp.ones((4, 3)))), 0.0)
