@@ -13,7 +13,7 @@ from agents import config as config_lib
 from agents.runs import processes
 from agents.runs.run_dir import RunError
 from agents.training.augment import check_mirror
-from agents.training.targets import window_length
+from agents.training.state import check_replay_capacity
 
 
 RUN_FLAGS = dict(env="env", algo="algo", policy="policy",
@@ -205,7 +205,7 @@ def config_from_args(args, shards: int = 1, env=None) -> config_lib.Config:
   overrides["num_shards"] = shards
   try:
     config = config_lib.make_config(env_name, **overrides)
-    window_length(config, env)
+    check_replay_capacity(config, env)
     if config.mirror:
       check_mirror(env)
   except ValueError as e:

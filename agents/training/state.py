@@ -62,15 +62,24 @@ def _example_step(config: Config, env):
   return step
 
 
+def check_replay_capacity(config, env) -> None:
+  """Raises ValueError (naming ``--replay-capacity``) unless the replay of
+  each environment holds a replayed window (K + n + 1 steps) and one
+  iteration's self-play steps."""
+  length = window_length(config, env)
+  if config.replay_capacity < length + config.selfplay_steps:
+    raise ValueError(
+        f"replay_capacity (--replay-capacity) {config.replay_capacity} must "
+        f"be at least the replayed window ({length} steps: K + n + 1) + "
+        f"the self-play steps of an iteration ({config.selfplay_steps}) = "
+        f"{length + config.selfplay_steps}")
+
+
 def init_train_state(agent) -> TrainState:
   """The initial state of ``agent``'s run, a pure function of its
   ``config.seed``."""
   config, env = agent.config, agent.env
-  length = window_length(config, env)
-  if config.replay_capacity < length + config.selfplay_steps:
-    raise ValueError(
-        f"replay_capacity ({config.replay_capacity}) must be at least the "
-        f"unroll window ({length}) + selfplay_steps ({config.selfplay_steps})")
+  check_replay_capacity(config, env)
   key = jax.random.PRNGKey(config.seed)
   key, params_key, actor_key = jax.random.split(key, 3)
   obs = env.init(jax.random.PRNGKey(0)).observation[None]

@@ -46,6 +46,15 @@ def test_cli_non_positive_simulations(tmp_path, capsys, sims):
   assert not (tmp_path / "r").exists()
 
 
+def test_cli_replay_too_short_for_a_window(tmp_path, capsys):
+  code, err = _main(["--env", "connect4", "--replay-capacity", "16",
+                     "--out", str(tmp_path / "r")], capsys)
+  assert code == 2
+  assert err.startswith("error: replay_capacity (--replay-capacity) 16 "
+                        "must be at least the replayed window (43 steps")
+  assert "Traceback" not in err and not (tmp_path / "r").exists()
+
+
 def test_cli_refuses_foreign_out_dir(tmp_path, capsys):
   out = tmp_path / "precious"
   out.mkdir()
