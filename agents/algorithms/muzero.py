@@ -273,25 +273,28 @@ class MuZeroAgent:
 
     ``greedy``: no Gumbel / Dirichlet noise and temperature 0.
     """
-    root = self.root(params, states)
-    invalid = ~states.legal_action_mask
-    c = self.config
-    if c.policy == "gumbel":
-      return mcts.gumbel_muzero_policy(
-          params, rng_key, root, self.recurrent_fn, c.num_simulations,
-          invalid_actions=invalid,
-          max_num_considered_actions=min(c.max_num_considered_actions,
-                                         self.env.num_actions),
-          gumbel_scale=0.0 if greedy else 1.0)
-    return mcts.muzero_policy(
-        params, rng_key, root, self.recurrent_fn, c.num_simulations,
-        invalid_actions=invalid,
-        dirichlet_fraction=0.0 if greedy else 0.25,
-        temperature=0.0 if greedy else 1.0)
+    policy = (mcts.gumbel_muzero_policy if self.config.policy == "gumbel"
+              else mcts.muzero_policy)
+    return policy(params, rng_key, self.root(params, states),
+                  self.recurrent_fn, self.config.num_simulations,
+                  invalid_actions=~states.legal_action_mask,
+                  **acting_arguments(self.config, self.env, greedy))
 
   def make_loss(self):
     """``loss_fn(params, batch) -> (loss, metrics)``: see :func:`make_loss`."""
     return make_loss(self)
+
+
+def acting_arguments(config: Config, env, greedy: bool):
+  """The keyword arguments of the policy ``config.policy`` names (Gumbel:
+  the considered actions and the Gumbel noise; pUCT: the root's Dirichlet
+  noise and the temperature); ``greedy``: no noise and temperature 0."""
+  if config.policy == "gumbel":
+    return dict(max_num_considered_actions=min(
+        config.max_num_considered_actions, env.num_actions),
+                gumbel_scale=0.0 if greedy else 1.0)
+  return dict(dirichlet_fraction=0.0 if greedy else 0.25,
+              temperature=0.0 if greedy else 1.0)
 
 
 def net_config(config: Config, env) -> NetConfig:

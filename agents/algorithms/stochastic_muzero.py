@@ -63,7 +63,8 @@ import jax.numpy as jnp
 
 import mcts
 from agents.algorithms.losses import cross_entropy, scale_gradient
-from agents.algorithms.muzero import (MuZeroAgent, NetConfig, make_support,
+from agents.algorithms.muzero import (MuZeroAgent, NetConfig,
+                                      acting_arguments, make_support,
                                       net_config, prediction, representation,
                                       scale_latent, torso)
 from agents.config import Config, unroll_steps
@@ -191,23 +192,14 @@ class StochasticAgent(MuZeroAgent):
     rules at decision nodes (:func:`mcts.gumbel_stochastic_muzero_policy`).
     ``greedy``: no Gumbel / Dirichlet noise and temperature 0.
     """
-    c = self.config
-    root = self.root(params, states)
-    invalid = ~states.legal_action_mask
-    if c.policy == "gumbel":
-      return mcts.gumbel_stochastic_muzero_policy(
-          params, rng_key, root, self.decision_recurrent_fn,
-          self.chance_recurrent_fn, c.num_simulations,
-          invalid_actions=invalid,
-          max_num_considered_actions=min(c.max_num_considered_actions,
-                                         self.env.num_actions),
-          gumbel_scale=0.0 if greedy else 1.0)
-    return mcts.stochastic_muzero_policy(
-        params, rng_key, root, self.decision_recurrent_fn,
-        self.chance_recurrent_fn, c.num_simulations,
-        invalid_actions=invalid,
-        dirichlet_fraction=0.0 if greedy else 0.25,
-        temperature=0.0 if greedy else 1.0)
+    policy = (mcts.gumbel_stochastic_muzero_policy
+              if self.config.policy == "gumbel"
+              else mcts.stochastic_muzero_policy)
+    return policy(params, rng_key, self.root(params, states),
+                  self.decision_recurrent_fn, self.chance_recurrent_fn,
+                  self.config.num_simulations,
+                  invalid_actions=~states.legal_action_mask,
+                  **acting_arguments(self.config, self.env, greedy))
 
   def make_loss(self):
     """``loss_fn(params, batch) -> (loss, metrics)``: see :func:`make_loss`."""
