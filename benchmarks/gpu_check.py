@@ -61,17 +61,21 @@ def bench_cell(cell, args, walk_modes, mctx, mctx_history):
   root_key, action_key, warm_key, repeat_key = jax.random.split(
       jax.random.PRNGKey(0), 4)
   record = dict(label=cell.label(), **cell.__dict__, libs={})
-  timers = {}
+  timers, trees = {}, {}
   for name, (mode, interpret) in walk_modes.items():
     try:
       with walks.walk_kernel(mode, interpret=interpret):
-        record["libs"][name], timers[name], _ = throughput.prepare_search(
-            mcts, cell, model, root_key, warm_key, None, None)
+        record["libs"][name], timers[name], trees[name] = (
+            throughput.prepare_search(mcts, cell, model, root_key, warm_key,
+                                      None, None))
     except Exception as e:  # pylint: disable=broad-except
       # E.g. Triton failing to compile the kernel: the other columns
       # still run.
       print(f"  {name} failed: {e!r}"[:3000], file=sys.stderr, flush=True)
       record["libs"][name] = dict(skipped="error", error=repr(e)[:3000])
+  if {"kernel", "generic"} <= set(trees):
+    record["kernel_vs_generic"] = same_trees(trees["kernel"],
+                                             trees["generic"])
   if mctx is not None:
     record["libs"]["mctx"], timer, _ = throughput.prepare_search(
         mctx, cell, model, root_key, warm_key, args.mctx_limit, mctx_history)
@@ -94,9 +98,26 @@ def bench_cell(cell, args, walk_modes, mctx, mctx_history):
   return record
 
 
+def same_trees(a, b):
+  """How far the kernel's warm-up tree ``a`` is from the generic walk's
+  ``b`` (the same search, same keys): the share of roots whose trees have
+  the same shape and visit counts, and the largest value difference among
+  those (float rounding may order ties differently, which changes a
+  root's tree from there on)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  batch = a.node_visits.shape[0]
+  flat = lambda x: np.asarray(x).reshape(batch, -1)
+  same = np.all(flat(a.node_visits) == flat(b.node_visits), axis=1)
+  same &= np.all(flat(a.children_index) == flat(b.children_index), axis=1)
+  diff = np.abs(flat(a.node_values) - flat(b.node_values))[same]
+  return dict(roots_identical=float(np.mean(same)),
+              max_value_diff=float(diff.max()) if diff.size else None)
+
+
 HEADER = ["model", "policy", "B", "A", "sims", "kernel ms", "generic ms",
           "mctx ms", "floor ms", "mctx/kernel", "mctx/generic",
-          "kernel/floor", "generic/floor", "compile s (k/g/mctx)"]
+          "kernel/floor", "generic/floor", "compile s (k/g/mctx)",
+          "kernel = generic"]
 
 
 def table_row(r):
@@ -114,7 +135,9 @@ def table_row(r):
           common.fmt(get("kernel", "mctx_ratio")),
           common.fmt(get("generic", "mctx_ratio")),
           common.fmt(get("kernel", "over_floor")),
-          common.fmt(get("generic", "over_floor")), compile_s]
+          common.fmt(get("generic", "over_floor")), compile_s,
+          common.fmt(r.get("kernel_vs_generic", {}).get("roots_identical"),
+                     ".2f")]
 
 
 def main(argv=None):

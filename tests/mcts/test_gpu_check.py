@@ -27,3 +27,6 @@ def test_gpu_check_quick_on_cpu(tmp_path):
     for lib in ("kernel", "generic"):
       assert cell["libs"][lib]["time_s"] > 0
       assert cell["libs"][lib]["over_floor"] > 0
+    # The interpreted kernel builds the generic walk's trees exactly.
+    assert cell["kernel_vs_generic"]["roots_identical"] == 1.0
+    assert cell["kernel_vs_generic"]["max_value_diff"] < 1e-5
