@@ -102,6 +102,7 @@ def test_random_positions_and_continuation():
   assert np.all(np.asarray(after.reward)[np.asarray(moved)] >= 0)
 
 
+@pytest.mark.slow  # 20 s on the loaded machine; the rest run by default.
 def test_connect4_phases():
   env = envs.make("connect4")
   agent = algorithms.make_agent(tiny("connect4", algo="muzero"), env)
