@@ -141,8 +141,10 @@ def chosen_moves(opponent, positions: Positions, states, seed: int = 0
   return np.asarray(opponent.act(states, np.ones(num, bool)), np.int32)
 
 
-def _outcomes(scores):
-  """``(legal [N, 7], outcome [N, 7], best outcome [N])`` of ``scores``."""
+def outcomes(scores):
+  """``(legal [N, 7], outcome [N, 7], best outcome [N])`` of ``scores
+  [N, 7]``: which moves are legal, each move's solved outcome (+1 win, 0
+  draw, -1 loss for the mover) and the best of the legal ones."""
   scores = np.asarray(scores)
   legal = scores != solver_lib.ILLEGAL
   outcome = np.sign(scores)
@@ -152,7 +154,7 @@ def _outcomes(scores):
 def critical(scores) -> np.ndarray:
   """bool ``[N]``: positions (``scores [N, 7]``) where some legal move
   loses the solved outcome, so that a player can go wrong."""
-  legal, outcome, best = _outcomes(scores)
+  legal, outcome, best = outcomes(scores)
   return np.any(legal & (outcome != best[:, None]), axis=1)
 
 
@@ -161,7 +163,7 @@ def keeps_outcome(scores, actions) -> np.ndarray:
   outcome of its position (``scores [N, 7]``); an illegal move does not."""
   scores = np.asarray(scores)
   actions = np.asarray(actions)
-  legal, outcome, best = _outcomes(scores)
+  legal, outcome, best = outcomes(scores)
   rows = np.arange(scores.shape[0])
   ok = (actions >= 0) & (actions < scores.shape[1])
   column = np.clip(actions, 0, scores.shape[1] - 1)

@@ -17,7 +17,8 @@ from typing import Any, Dict, List, NamedTuple
 import numpy as np
 
 from agents.evaluation import solver as solver_lib
-from agents.evaluation.accuracy import PHASES, keeps_outcome, phase_index
+from agents.evaluation.accuracy import (PHASES, keeps_outcome, outcomes,
+                                        phase_index)
 
 
 class Move(NamedTuple):
@@ -53,7 +54,7 @@ class Audited:
     stones = np.asarray(states.step_count)
     for g in np.flatnonzero(to_act):
       scores = self.solver.scores(boards[g], int(players[g]))[None]
-      best = int(np.max(np.sign(scores[scores != solver_lib.ILLEGAL])))
+      best = int(outcomes(scores)[2][0])
       kept = bool(keeps_outcome(scores, actions[g:g + 1])[0])
       self.moves[g].append(Move(int(stones[g]), kept, best))
     return actions

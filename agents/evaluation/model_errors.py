@@ -48,6 +48,7 @@ import numpy as np
 
 from agents.algorithms.alphazero import AlphaZeroAgent
 from agents.evaluation.accuracy import PHASES, phase_index
+from agents.training.selfplay import random_action
 
 # Entries measured along the unroll (per step k and averaged).
 STEP_METRICS = ("reward_error", "value_error", "policy_tv")
@@ -70,7 +71,7 @@ def random_positions(env, key, num: int):
   states = jax.vmap(env.init)(jax.random.split(game_key, num))
 
   def ply(states, k):
-    actions = random_legal(k, states.legal_action_mask)
+    actions = random_action(k, states)
     return jax.vmap(env.step)(states, actions), states
 
   _, history = jax.lax.scan(ply, states, jax.random.split(cut_key, steps))
@@ -82,13 +83,6 @@ def random_positions(env, key, num: int):
   return jax.tree.map(lambda h: h[cut, jnp.arange(num)], history)
 
 
-def random_legal(key, legal_action_mask):
-  """int32 ``[B]``: a uniformly random legal move of each row of
-  ``legal_action_mask`` bool ``[B, A]``."""
-  return jax.random.categorical(
-      key, jnp.where(legal_action_mask, 0.0, -jnp.inf)).astype(jnp.int32)
-
-
 def random_continuation(env, key, states, unroll: int):
   """``(actions int32 [K, B], next states [K, B], moved bool [K, B])``:
   ``unroll`` = K uniformly random legal moves from ``states [B]``;
@@ -96,7 +90,7 @@ def random_continuation(env, key, states, unroll: int):
   end the env stands still and the moves do not count)."""
 
   def ply(states, k):
-    actions = random_legal(k, states.legal_action_mask)
+    actions = random_action(k, states)
     next_states = jax.vmap(env.step)(states, actions)
     return next_states, (actions, next_states, ~states.terminated)
 
