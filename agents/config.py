@@ -70,6 +70,11 @@ class Config:
   # representation of o_{t+k} (agents/algorithms/muzero.py); 0 = off.
   # Only algo="muzero".
   consistency_weight: float = 0.0
+  # The weight of MuZero's reward loss on the transitions that end an
+  # episode (agents/algorithms/muzero.py): a board game rewards only its
+  # last move, a few percent of the unrolled transitions; 1 = unweighted.
+  # Only algo="muzero".
+  terminal_reward_weight: float = 1.0
   # Data parallelism: the environments, replay and batch are cut into this
   # many equal shards, each with its own random stream; a run on D devices
   # needs D to divide it, and gives the same results on any such D.
@@ -238,6 +243,13 @@ def validate(config: Config) -> Config:
     raise ValueError("consistency_weight (--consistency-weight) needs "
                      "unroll_steps >= 1 (it compares unrolled latents with "
                      f"later observations), got {config.unroll_steps}")
+  if not config.terminal_reward_weight > 0:
+    raise ValueError("terminal_reward_weight (--terminal-reward-weight) "
+                     f"must be > 0, got {config.terminal_reward_weight!r}")
+  if config.terminal_reward_weight != 1 and config.algo != "muzero":
+    raise ValueError("terminal_reward_weight (--terminal-reward-weight) "
+                     "needs algo 'muzero' (a weight of its learned model's "
+                     f"reward loss), got algo {config.algo!r}")
   if config.unroll_steps < 0:
     raise ValueError(f"unroll_steps must be >= 0, got {config.unroll_steps}")
   if config.sample_plies < 0:

@@ -27,7 +27,8 @@ RUN_FLAGS = dict(env="env", algo="algo", policy="policy",
                   reanalyse="reanalyse_fraction",
                   code_usage_weight="code_usage_weight",
                   mirror="mirror",
-                  consistency_weight="consistency_weight")
+                  consistency_weight="consistency_weight",
+                  terminal_reward_weight="terminal_reward_weight")
 
 
 def _show(value) -> str:
@@ -127,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
                  "towards the representation of the observation seen "
                  "there (muzero only; 0: off; see docs/agents.md) "
                  + game("consistency_weight"))
+  p.add_argument("--terminal-reward-weight", type=float, metavar="W",
+                 help="MuZero: weight W > 0 of the reward loss on the "
+                 "transitions that end an episode, which board games "
+                 "reward alone (muzero only; 1: unweighted; see "
+                 "docs/agents.md) " + game("terminal_reward_weight"))
   p.add_argument("--eval-every", type=int, help="iterations between quick "
                  "evaluations " + game("eval_every"))
   p.add_argument("--eval-games", type=int, help="games per side in quick "

@@ -27,8 +27,10 @@ representation encodes ``obs_t``; the dynamics is unrolled along the actions
 ``k = 0..K`` the prediction is trained towards the policy target (the
 search's ``action_weights`` at ``t+k``, cross-entropy) and the value target
 ``z_{t+k}`` (two-hot), and the reward head at ``k = 1..K`` towards
-``r_{t+k-1}`` (the targets: :mod:`agents.training.targets`). Unroll steps
-past the end of the episode have no policy loss. As in MuZero, the gradient
+``r_{t+k-1}`` (the targets: :mod:`agents.training.targets`), with weight
+``config.terminal_reward_weight`` where that transition ends the episode
+(1 elsewhere). Unroll steps past the end of the episode have no policy
+loss. As in MuZero, the gradient
 through the hidden state is halved at each dynamics step.
 
 Temporal consistency (EfficientZero: Ye et al. 2021, "Mastering Atari Games
@@ -325,8 +327,8 @@ def make_loss(agent: MuZeroAgent):
   only, AlphaZero's loss).
 
   batch: ``observation [B, ...]``, ``actions [B, K]`` and ``targets``
-  (``value``, ``reward`` ``[B, K+1]``, ``policy [B, K+1, A]``, ``alive
-  [B, K+1]``: :func:`agents.training.targets.compute_targets`); with
+  (``value``, ``reward``, ``terminal`` ``[B, K+1]``, ``policy [B, K+1,
+  A]``, ``alive [B, K+1]``: :func:`agents.training.targets.compute_targets`); with
   ``config.consistency_weight`` > 0 also ``next_observations [B, K, ...]``
   (``o_{t+1..t+K}``). metrics: ``loss``, ``policy_loss``, ``value_loss``,
   ``reward_loss``, with the consistency term also ``consistency_loss``
@@ -351,7 +353,8 @@ def make_loss(agent: MuZeroAgent):
         latent = scale_gradient(latent, 0.5)
         reward_losses.append(cross_entropy(
             support.scalar_to_two_hot(targets["reward"][:, k]),
-            reward_logits))
+            reward_logits) * jnp.where(targets["terminal"][:, k],
+                                       config.terminal_reward_weight, 1.0))
         if consistency:
           alive = targets["alive"][:, k]
           consistency_losses.append(negative_cosine_similarity(

@@ -11,7 +11,8 @@ For unroll step ``k = 0..K`` of a window starting at replay step ``t``:
   final outcome from the mover's point of view); the return bootstraps
   earlier, at the first random exploration move after ``t+k``, since the
   return from there on does not follow the agent's policy;
-* reward: ``r_{t+k-1}`` (into unrolled state ``k``).
+* reward: ``r_{t+k-1}`` (into unrolled state ``k``);
+* terminal: whether that transition (``t+k-1 -> t+k``) ends the episode.
 
 Unroll steps past the end of the episode are *absorbing*: value and reward
 targets 0 (and no policy loss: ``alive``).
@@ -89,9 +90,9 @@ def compute_targets(config: Config, env, window: Dict[str, jax.Array],
                     boot_value=None):
   """Targets for unroll steps k = 0..K of windows ``[B, L, ...]``.
 
-  Returns dict of ``value [B, K+1]``, ``reward [B, K+1]`` (entry 0 unused),
-  ``policy [B, K+1, A]``, ``alive [B, K+1]`` (state t+k is in the episode
-  of t) . ``boot_value [B, K+1]``: the values to bootstrap from (default:
+  Returns dict of ``value [B, K+1]``, ``reward [B, K+1]`` and ``terminal
+  [B, K+1]`` (entry 0 unused: 0 and False), ``policy [B, K+1, A]``,
+  ``alive [B, K+1]`` (state t+k is in the episode of t). ``boot_value [B, K+1]``: the values to bootstrap from (default:
   the stored search values at :func:`bootstrap_index`; reanalyse gives
   fresh ones).
   """
@@ -121,5 +122,8 @@ def compute_targets(config: Config, env, window: Dict[str, jax.Array],
       [jnp.zeros_like(window["reward"][:, :1]), window["reward"][:, :K]],
       axis=1)
   reward = jnp.where(prev_alive, reward, 0.0)
-  return dict(value=value, reward=reward,
+  done = window["done"].astype(bool)
+  terminal = prev_alive & jnp.concatenate(
+      [jnp.zeros_like(done[:, :1]), done[:, :K]], axis=1)
+  return dict(value=value, reward=reward, terminal=terminal,
               policy=window["policy"][:, :K + 1], alive=alive)

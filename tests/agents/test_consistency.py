@@ -55,6 +55,7 @@ def _batch(config, alive):
   targets = dict(
       value=jnp.asarray(rng.uniform(-1, 1, (b, k + 1)), jnp.float32),
       reward=jnp.zeros((b, k + 1), jnp.float32),
+      terminal=jnp.zeros((b, k + 1), bool),
       policy=jax.nn.softmax(jnp.asarray(rng.normal(size=(b, k + 1, 9)),
                                         jnp.float32)),
       alive=jnp.asarray(alive))
