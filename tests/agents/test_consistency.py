@@ -95,6 +95,7 @@ def _goals(nets, params, batch):
                    1)
 
 
+@pytest.mark.slow
 def test_term_equals_a_hand_computation():
   config, agent, params = _setup()
   batch = _batch(config, ALIVE)
@@ -123,6 +124,7 @@ def test_term_equals_a_hand_computation():
   assert goals.shape == (4, 2, config.latent_size)
 
 
+@pytest.mark.slow
 def test_no_gradient_flows_through_the_target_branch():
   config, agent, params = _setup()
   batch = _batch(config, ALIVE)
@@ -158,17 +160,17 @@ def test_steps_past_the_episode_end_count_nothing():
   mask = jnp.asarray(dead).reshape(dead.shape + (1,) * (noise.ndim - 2))
   other = dict(batch, next_observations=jnp.where(
       mask, noise, batch["next_observations"]))
-  term = lambda p, b: loss_fn(p, b)[1]["consistency_loss"]
+  term = jax.jit(lambda p, b: loss_fn(p, b)[1]["consistency_loss"])
+  grad = jax.jit(jax.grad(term))
   assert float(term(params, batch)) == float(term(params, other))
-  assert params_equal(jax.grad(term)(params, batch),
-                      jax.grad(term)(params, other))
+  assert params_equal(grad(params, batch), grad(params, other))
   # No step alive after t: the term is 0 and so is its gradient.
   none = np.zeros_like(ALIVE)
   none[:, 0] = True
   gone = dict(other, targets=dict(other["targets"], alive=jnp.asarray(none)))
   assert float(term(params, gone)) == 0.0
   assert all(float(jnp.abs(g).max()) == 0.0 for g in
-             jax.tree_util.tree_leaves(jax.grad(term)(params, gone)))
+             jax.tree_util.tree_leaves(grad(params, gone)))
 
 
 def test_weight_zero_leaves_params_and_loss_unchanged():

@@ -35,6 +35,7 @@ def setup():
   return agent, params, env
 
 
+@pytest.mark.slow
 def test_keys_and_ranges(setup):
   agent, params, env = setup
   r = me.model_errors(agent, params, env, 16, seed=0, unroll=UNROLL)
@@ -69,6 +70,7 @@ def test_perfect_model_has_no_error(setup):
   assert r["root_value_diff"] == pytest.approx(0.0, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_true_rules_search_is_alphazero(setup):
   """The true-rules search of the MuZero params is AlphaZero's search on
   the same networks."""
@@ -123,6 +125,7 @@ def test_cli_refuses_a_run_without_learned_model(tmp_path, capsys):
   assert err.startswith("error: --model-errors needs a muzero run")
 
 
+@pytest.mark.slow
 def test_cli_report(run):
   text = io.StringIO()
   assert play_lib.main([run[0], "--model-errors", "8"], out=text) == 0

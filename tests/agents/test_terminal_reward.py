@@ -48,7 +48,7 @@ def _reward_loss(weight, terminal):
           terminal=jnp.asarray(terminal, bool),
           policy=jnp.full((3, 3, 9), 1 / 9, jnp.float32),
           alive=jnp.ones((3, 3), bool)))
-  _, metrics = jax.jit(agent.make_loss())(params, batch)
+  _, metrics = agent.make_loss()(params, batch)
   return float(metrics["reward_loss"])
 
 

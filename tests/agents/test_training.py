@@ -41,7 +41,7 @@ SMOKE = {"tictactoe": dict(algo="muzero", policy="gumbel"),
          "connect4": dict(algo="alphazero", policy="gumbel")}
 
 
-# tictactoe's MuZero with Gumbel also trains in test_resume_is_exact; in
+# tictactoe's MuZero with Gumbel also trains in test_preemption; in
 # the default run Connect Four's AlphaZero is the representative.
 @pytest.mark.parametrize("env_name", [
     n if n == "connect4" else pytest.param(n, marks=pytest.mark.slow)
@@ -66,6 +66,7 @@ def _quiet_train(config, out, **kw):
                          **kw)
 
 
+@pytest.mark.slow  # test_preemption's default test resumes exactly too.
 def test_resume_is_exact(tmp_path):
   config = tiny("tictactoe", steps=4)
   straight = tmp_path / "straight"

@@ -193,6 +193,7 @@ def test_walk_never_differentiates_the_kernel():
     np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.slow
 def test_grad_of_the_readme_example():
   """The README's example search, as written (float32, the default walk),
   its model's reward scaled and its root value set by parameters: `jax.grad`

@@ -146,7 +146,8 @@ def assert_same_trees(ta, tb, rtol=1e-5, rows=None):
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("num_actions,num_outcomes,k,seed", [
-    (5, 1, 16, 0), (7, 1, 3, 1), (2, 5, 2, 9)])
+    (5, 1, 16, 0), (7, 1, 3, 1),
+    pytest.param(2, 5, 2, 9, marks=pytest.mark.slow)])
 def test_one_outcome_is_gumbel_muzero_with_afterstate_nodes(
     num_actions, num_outcomes, k, seed):
   """With one possible outcome the search is `gumbel_muzero_policy` on the

@@ -157,7 +157,8 @@ def test_same_key_same_result_and_jit_matches_eager(policy):
 
 @pytest.mark.parametrize("policy,max_depth", [
     pytest.param("muzero_policy", None, marks=pytest.mark.slow),
-    ("gumbel_muzero_policy", None), ("muzero_policy", 3)])
+    ("gumbel_muzero_policy", None),
+    pytest.param("muzero_policy", 3, marks=pytest.mark.slow)])
 def test_several_levels_per_loop_iteration_give_the_same_tree(
     policy, max_depth, monkeypatch):
   # Accelerators take several tree levels per while-loop iteration (see
@@ -177,12 +178,14 @@ def test_several_levels_per_loop_iteration_give_the_same_tree(
 
 
 @pytest.mark.parametrize("policy,max_depth,kwargs", [
-    ("muzero_policy", None, {}), ("muzero_policy", 3, {}),
-    ("gumbel_muzero_policy", None, {}),
+    pytest.param("muzero_policy", None, {}, marks=pytest.mark.slow),
+    ("muzero_policy", 3, {}),
+    pytest.param("gumbel_muzero_policy", None, {}, marks=pytest.mark.slow),
     ("gumbel_muzero_policy", None, dict(max_num_considered_actions=3)),
-    ("muzero_policy", None,
-     dict(qtransform=functools.partial(mcts.qtransform_by_min_max,
-                                       min_value=-2.0, max_value=2.0)))])
+    pytest.param("muzero_policy", None,
+                 dict(qtransform=functools.partial(
+                     mcts.qtransform_by_min_max, min_value=-2.0,
+                     max_value=2.0)), marks=pytest.mark.slow)])
 def test_avoiding_cpu_splits_gives_the_same_tree(policy, max_depth, kwargs,
                                                monkeypatch):
   # On the CPU, a batched search over large trees reads each node's rows
@@ -207,7 +210,8 @@ def test_avoiding_cpu_splits_gives_the_same_tree(policy, max_depth, kwargs,
     (5, mcts.qtransform_completed_by_mix_value),
     (1, functools.partial(mcts.qtransform_completed_by_mix_value,
                           rescale_values=False)),
-    (3, mcts.qtransform_by_parent_and_siblings)])
+    pytest.param(3, mcts.qtransform_by_parent_and_siblings,
+                 marks=pytest.mark.slow)])
 def test_gumbel_root_scoring_only_the_considered_actions_changes_nothing(
     batch, qtransform):
   # With k = 6 of 40 actions the root selection scores a view of k + 1
@@ -336,9 +340,9 @@ _DEVICES_SCRIPT = textwrap.dedent("""
 
 
 def test_search_sharded_over_eight_devices():
-  env = dict(os.environ,
-             XLA_FLAGS="--xla_force_host_platform_device_count=8",
-             JAX_PLATFORMS="cpu")
+  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=(
+      os.environ.get("XLA_FLAGS", "")
+      + " --xla_force_host_platform_device_count=8").strip())
   root_dir = os.path.dirname(os.path.dirname(os.path.dirname(
       os.path.abspath(__file__))))
   result = subprocess.run([sys.executable, "-c", _DEVICES_SCRIPT], env=env,

@@ -44,7 +44,8 @@ def _root_logits(logits):
 
 
 @pytest.mark.parametrize("seed,first,more", [
-    (0, 12, 10), pytest.param(1, 20, 7, marks=pytest.mark.slow), (2, 5, 16)])
+    (0, 12, 10), pytest.param(1, 20, 7, marks=pytest.mark.slow),
+    pytest.param(2, 5, 16, marks=pytest.mark.slow)])
 def test_continued_search_matches_reference_sequence(seed, first, more):
   """N simulations, re-root on the most visited action, M more: the same
   tree as the reference builds by the same sequence."""
