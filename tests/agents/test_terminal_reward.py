@@ -1,7 +1,7 @@
 """The weight of MuZero's reward loss on the transitions that end an
 episode (``config.terminal_reward_weight``, agents/algorithms/muzero.py):
 the targets mark those transitions, the weight scales exactly their terms,
-validation and the flag."""
+validation and the flag; one slow learning check."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -90,3 +90,31 @@ def test_flag_sets_the_weight():
   old = {k: v for k, v in config.to_dict().items()
          if k != "terminal_reward_weight"}
   assert config_lib.Config.from_dict(old).terminal_reward_weight == 1.0
+
+
+# --------------------------------------------------------- learning (slow)
+def _win_reward(weight):
+  """The model's predicted reward of winning moves (true 1) after a short
+  tic-tac-toe MuZero run with ``terminal_reward_weight`` = ``weight``,
+  on 400 random positions (``model_errors``)."""
+  from agents.evaluation import model_errors as model_errors_lib  # pylint: disable=g-import-not-at-top
+  from agents.training.state import init_train_state  # pylint: disable=g-import-not-at-top
+  from agents.training.step import jitted_train_step  # pylint: disable=g-import-not-at-top
+  config = tiny(terminal_reward_weight=weight, steps=60)
+  env = envs.make(config.env)
+  agent = algorithms.make_agent(config, env)
+  state, step = init_train_state(agent), jitted_train_step(agent)
+  for _ in range(config.steps):
+    state, _ = step(state)
+  errors = model_errors_lib.model_errors(agent, state.params, env, 400)
+  assert errors["win_moves"] > 50
+  return errors["win_reward"]
+
+
+@pytest.mark.slow
+def test_weighting_the_last_move_teaches_the_model_to_see_wins():
+  """The same seed and run, unweighted and with W = 10: the weighted model
+  predicts a clearly larger reward for winning moves (on the CPU: 0.23
+  unweighted, 0.68 weighted; 110 s for both runs)."""
+  plain, weighted = _win_reward(1.0), _win_reward(10.0)
+  assert weighted > plain + 0.15, (plain, weighted)
