@@ -30,8 +30,8 @@ search's ``action_weights`` at ``t+k``, cross-entropy) and the value target
 ``r_{t+k-1}`` (the targets: :mod:`agents.training.targets`), with weight
 ``config.terminal_reward_weight`` where that transition ends the episode
 (1 elsewhere). Unroll steps past the end of the episode have no policy
-loss. As in MuZero, the gradient
-through the hidden state is halved at each dynamics step.
+loss. As in MuZero, the gradient through the hidden state is halved at
+each dynamics step.
 
 Temporal consistency (EfficientZero: Ye et al. 2021, "Mastering Atari Games
 with Limited Data"; ``config.consistency_weight`` > 0, default 0 = off):
@@ -328,7 +328,8 @@ def make_loss(agent: MuZeroAgent):
 
   batch: ``observation [B, ...]``, ``actions [B, K]`` and ``targets``
   (``value``, ``reward``, ``terminal`` ``[B, K+1]``, ``policy [B, K+1,
-  A]``, ``alive [B, K+1]``: :func:`agents.training.targets.compute_targets`); with
+  A]``, ``alive [B, K+1]``:
+  :func:`agents.training.targets.compute_targets`); with
   ``config.consistency_weight`` > 0 also ``next_observations [B, K, ...]``
   (``o_{t+1..t+K}``). metrics: ``loss``, ``policy_loss``, ``value_loss``,
   ``reward_loss``, with the consistency term also ``consistency_loss``

@@ -92,9 +92,9 @@ def compute_targets(config: Config, env, window: Dict[str, jax.Array],
 
   Returns dict of ``value [B, K+1]``, ``reward [B, K+1]`` and ``terminal
   [B, K+1]`` (entry 0 unused: 0 and False), ``policy [B, K+1, A]``,
-  ``alive [B, K+1]`` (state t+k is in the episode of t). ``boot_value [B, K+1]``: the values to bootstrap from (default:
-  the stored search values at :func:`bootstrap_index`; reanalyse gives
-  fresh ones).
+  ``alive [B, K+1]`` (state t+k is in the episode of t). ``boot_value
+  [B, K+1]``: the values to bootstrap from (default: the stored search
+  values at :func:`bootstrap_index`; reanalyse gives fresh ones).
   """
   K = unroll_steps(config)
   n = td_steps(config, env)

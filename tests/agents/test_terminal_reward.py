@@ -11,7 +11,10 @@ import envs
 from agents import algorithms
 from agents import config as config_lib
 from agents import train_flags
+from agents.evaluation import model_errors as model_errors_lib
 from agents.training import targets as targets_lib
+from agents.training.state import init_train_state
+from agents.training.step import jitted_train_step
 from tests.agents.helpers import random_states, tiny
 
 
@@ -97,9 +100,6 @@ def _win_reward(weight):
   """The model's predicted reward of winning moves (true 1) after a short
   tic-tac-toe MuZero run with ``terminal_reward_weight`` = ``weight``,
   on 400 random positions (``model_errors``)."""
-  from agents.evaluation import model_errors as model_errors_lib  # pylint: disable=g-import-not-at-top
-  from agents.training.state import init_train_state  # pylint: disable=g-import-not-at-top
-  from agents.training.step import jitted_train_step  # pylint: disable=g-import-not-at-top
   config = tiny(terminal_reward_weight=weight, steps=60)
   env = envs.make(config.env)
   agent = algorithms.make_agent(config, env)
