@@ -115,15 +115,15 @@ def compute_targets(config: Config, env, window: Dict[str, jax.Array],
   value = reward_part + powers[boot_i] * jnp.where(boot_same, boot_value, 0.0)
   alive = episode[:, :K + 1] == 0                              # [B, K+1]
   value = jnp.where(alive, value, 0.0)
-  # Reward of the transition INTO unrolled state k comes from step t+k-1.
+  # The transition INTO unrolled state k is step t+k-1's (none into k = 0,
+  # nothing past the end of the episode).
   prev_alive = jnp.concatenate([jnp.ones_like(alive[:, :1]), alive[:, :-1]],
                                axis=1)
-  reward = jnp.concatenate(
-      [jnp.zeros_like(window["reward"][:, :1]), window["reward"][:, :K]],
-      axis=1)
-  reward = jnp.where(prev_alive, reward, 0.0)
-  done = window["done"].astype(bool)
-  terminal = prev_alive & jnp.concatenate(
-      [jnp.zeros_like(done[:, :1]), done[:, :K]], axis=1)
-  return dict(value=value, reward=reward, terminal=terminal,
+
+  def into_state(x):                                 # [B, L] -> [B, K+1]
+    shifted = jnp.concatenate([jnp.zeros_like(x[:, :1]), x[:, :K]], axis=1)
+    return jnp.where(prev_alive, shifted, jnp.zeros_like(shifted))
+
+  return dict(value=value, reward=into_state(window["reward"]),
+              terminal=into_state(window["done"].astype(bool)),
               policy=window["policy"][:, :K + 1], alive=alive)
