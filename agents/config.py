@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 ALGOS = ("muzero", "alphazero", "stochastic_muzero")
 POLICIES = ("gumbel", "muzero")
@@ -47,6 +47,13 @@ class Config:
   sample_plies: int = 0
   random_move_prob: float = 0.0
   random_opening_plies: int = 0
+  # Self-play's temperature T (pUCT, policy="muzero": the action is drawn
+  # from the root's visit counts raised to 1 / T; 0 = the most visited):
+  # one value for the whole run, or n values for n equal stretches of its
+  # `steps` iterations. MuZero's schedule (Schrittwieser et al. 2020,
+  # appendix) is (1, 1, 0.5, 0.25): 1 for the first half, 0.5 for the
+  # next quarter, 0.25 for the last.
+  temperature: Tuple[float, ...] = (1.0,)
   # Learning.
   unroll_steps: int = 5           # K (MuZero); AlphaZero uses 0.
   td_steps: Optional[int] = None  # n; None = the game's max episode length.
@@ -109,6 +116,9 @@ class Config:
     unknown = set(d) - names
     if unknown:
       raise ValueError(f"Unknown config fields {sorted(unknown)}")
+    d = dict(d)
+    if isinstance(d.get("temperature"), list):   # As JSON stores it.
+      d["temperature"] = tuple(d["temperature"])
     return cls(**d)
 
 
@@ -180,6 +190,10 @@ def make_config(env_name: str, **overrides) -> Config:
   the default)."""
   values = defaults_for(env_name)
   values.update({k: v for k, v in overrides.items() if v is not None})
+  temps = values.get("temperature")
+  if isinstance(temps, (int, float, list)):  # One number, or the flag's list.
+    values["temperature"] = tuple(temps) if isinstance(temps, list) else (
+        temps,)
   values["env"] = env_name
   if (values.get("algo") == "stochastic_muzero"
       and overrides.get("policy") is None):
@@ -250,6 +264,7 @@ def validate(config: Config) -> Config:
     raise ValueError("terminal_reward_weight (--terminal-reward-weight) "
                      "needs algo 'muzero' (a weight of its learned model's "
                      f"reward loss), got algo {config.algo!r}")
+  check_temperature(config)
   if config.unroll_steps < 0:
     raise ValueError(f"unroll_steps must be >= 0, got {config.unroll_steps}")
   if config.sample_plies < 0:
@@ -286,3 +301,19 @@ def validate(config: Config) -> Config:
   if config.value_bins < 2 or not config.value_max > config.value_min:
     raise ValueError("need value_bins >= 2 and value_max > value_min")
   return config
+
+
+def check_temperature(config: Config) -> None:
+  """Raises ValueError unless ``temperature`` is a non-empty tuple of
+  numbers >= 0, and (1,) when self-play does not search by pUCT."""
+  temps = config.temperature
+  if (not isinstance(temps, tuple) or not temps
+      or not all(isinstance(t, (int, float)) and not isinstance(t, bool)
+                 and t >= 0 for t in temps)):
+    raise ValueError("temperature (--temperature) must be one or more "
+                     f"numbers >= 0, got {temps!r}")
+  if temps != (1.0,) and config.policy != "muzero":
+    raise ValueError("temperature (--temperature) applies to pUCT "
+                     "self-play (policy 'muzero'); policy "
+                     f"{config.policy!r} chooses through its Gumbel noise, "
+                     f"got temperature {temps!r}")

@@ -28,10 +28,13 @@ RUN_FLAGS = dict(env="env", algo="algo", policy="policy",
                   code_usage_weight="code_usage_weight",
                   mirror="mirror",
                   consistency_weight="consistency_weight",
-                  terminal_reward_weight="terminal_reward_weight")
+                  terminal_reward_weight="terminal_reward_weight",
+                  temperature="temperature")
 
 
 def _show(value) -> str:
+  if isinstance(value, tuple):
+    return " ".join(_show(v) for v in value)
   if isinstance(value, bool):
     return "on" if value else "off"
   return "to the episode end" if value is None else f"{value:g}" if (
@@ -133,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
                  "transitions that end an episode, which board games "
                  "reward alone (muzero only; 1: unweighted; see "
                  "docs/agents.md) " + game("terminal_reward_weight"))
+  p.add_argument("--temperature", type=float, nargs="+", metavar="T",
+                 help="self-play's temperature with pUCT (actions drawn "
+                 "from the visit counts raised to 1/T; 0: the most "
+                 "visited): one T for the whole run, or several for equal "
+                 "stretches of it, e.g. MuZero's schedule 1 1 0.5 0.25 "
+                 + game("temperature"))
   p.add_argument("--eval-every", type=int, help="iterations between quick "
                  "evaluations " + game("eval_every"))
   p.add_argument("--eval-games", type=int, help="games per side in quick "

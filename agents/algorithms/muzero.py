@@ -270,33 +270,36 @@ class MuZeroAgent:
         prior_logits=logits, value=value)
     return out, latent
 
-  def act(self, params, rng_key, states, greedy: bool = False):
+  def act(self, params, rng_key, states, greedy: bool = False,
+          temperature=1.0):
     """Searches from a batch of states; returns mcts.PolicyOutput.
 
-    ``greedy``: no Gumbel / Dirichlet noise and temperature 0.
+    ``greedy``: no Gumbel / Dirichlet noise and temperature 0;
+    ``temperature`` (``[]``, pUCT only): else the action's temperature.
     """
     policy = (mcts.gumbel_muzero_policy if self.config.policy == "gumbel"
               else mcts.muzero_policy)
     return policy(params, rng_key, self.root(params, states),
                   self.recurrent_fn, self.config.num_simulations,
                   invalid_actions=~states.legal_action_mask,
-                  **acting_arguments(self.config, self.env, greedy))
+                  **acting_arguments(self.config, self.env, greedy,
+                                     temperature))
 
   def make_loss(self):
     """``loss_fn(params, batch) -> (loss, metrics)``: see :func:`make_loss`."""
     return make_loss(self)
 
 
-def acting_arguments(config: Config, env, greedy: bool):
+def acting_arguments(config: Config, env, greedy: bool, temperature=1.0):
   """The keyword arguments of the policy ``config.policy`` names (Gumbel:
   the considered actions and the Gumbel noise; pUCT: the root's Dirichlet
-  noise and the temperature); ``greedy``: no noise and temperature 0."""
+  noise and ``temperature``); ``greedy``: no noise and temperature 0."""
   if config.policy == "gumbel":
     return dict(max_num_considered_actions=min(
         config.max_num_considered_actions, env.num_actions),
                 gumbel_scale=0.0 if greedy else 1.0)
   return dict(dirichlet_fraction=0.0 if greedy else 0.25,
-              temperature=0.0 if greedy else 1.0)
+              temperature=0.0 if greedy else temperature)
 
 
 def net_config(config: Config, env) -> NetConfig:

@@ -184,13 +184,15 @@ class StochasticAgent(MuZeroAgent):
         reward=self.support.logits_to_scalar(reward_logits),
         discount=jnp.full_like(value, self.model_discount)), latent
 
-  def act(self, params, rng_key, states, greedy: bool = False):
+  def act(self, params, rng_key, states, greedy: bool = False,
+          temperature=1.0):
     """Searches from a batch of states; returns mcts.PolicyOutput.
 
     ``config.policy``: "muzero" searches by pUCT
     (:func:`mcts.stochastic_muzero_policy`), "gumbel" by Gumbel MuZero's
     rules at decision nodes (:func:`mcts.gumbel_stochastic_muzero_policy`).
-    ``greedy``: no Gumbel / Dirichlet noise and temperature 0.
+    ``greedy``: no Gumbel / Dirichlet noise and temperature 0;
+    ``temperature`` (``[]``, pUCT only): else the action's temperature.
     """
     policy = (mcts.gumbel_stochastic_muzero_policy
               if self.config.policy == "gumbel"
@@ -199,7 +201,8 @@ class StochasticAgent(MuZeroAgent):
                   self.decision_recurrent_fn, self.chance_recurrent_fn,
                   self.config.num_simulations,
                   invalid_actions=~states.legal_action_mask,
-                  **acting_arguments(self.config, self.env, greedy))
+                  **acting_arguments(self.config, self.env, greedy,
+                                     temperature))
 
   def make_loss(self):
     """``loss_fn(params, batch) -> (loss, metrics)``: see :func:`make_loss`."""

@@ -48,10 +48,20 @@ def init_actor(env, key, num_envs: int) -> ActorState:
   return ActorState(states, jnp.zeros(num_envs, jnp.float32))
 
 
+def temperature_at(config: Config, iteration):
+  """Self-play's temperature ``[]`` after ``iteration`` (``[]`` int)
+  completed iterations: value ``i`` of the ``n`` of ``config.temperature``
+  in the ``i``-th of ``n`` equal stretches of ``config.steps`` iterations,
+  the last one after them."""
+  n = len(config.temperature)
+  stretch = jnp.minimum(iteration * n // config.steps, n - 1)
+  return jnp.asarray(config.temperature, jnp.float32)[stretch]
+
+
 def make_selfplay(agent, num_steps: int):
-  """``selfplay(params, actor, key) -> (actor, trajectory, stats)``: ``T =
-  num_steps`` steps of ``N`` environments, each move searched by ``agent``
-  (``agent.act``).
+  """``selfplay(params, actor, key, temperature) -> (actor, trajectory,
+  stats)``: ``T = num_steps`` steps of ``N`` environments, each move
+  searched by ``agent`` (``agent.act``, at ``temperature`` ``[]``).
 
   trajectory: dict of ``[T, N, ...]`` arrays: ``observation``, ``action``,
   ``reward`` (for the mover), ``done`` (episode ended by this step),
@@ -66,12 +76,12 @@ def make_selfplay(agent, num_steps: int):
   """
   env = agent.env
 
-  def selfplay(params, actor: ActorState, key):
+  def selfplay(params, actor: ActorState, key, temperature=1.0):
     def one_step(actor, key):
       act_key, reset_key = jax.random.split(key)
       states = actor.env_state
       act_key, sample_key, coin_key, random_key = jax.random.split(act_key, 4)
-      out = agent.act(params, act_key, states)
+      out = agent.act(params, act_key, states, temperature=temperature)
       action = out.action
       c = agent.config
       if c.sample_plies > 0:

@@ -21,7 +21,7 @@ from agents.config import reanalyse_rows
 from agents.training import parallel
 from agents.training import replay
 from agents.training.batch import make_batch
-from agents.training.selfplay import make_selfplay
+from agents.training.selfplay import make_selfplay, temperature_at
 from agents.training.state import (TrainState, abstract_state,
                                    make_optimizer, state_shardings)
 from agents.training.targets import window_length
@@ -127,8 +127,9 @@ def make_train_step(agent, mesh=None):
   def train_step(ts: TrainState):
     key, sp_key, learn_key = jax.random.split(ts.rng_key, 3)
     with jax.named_scope("selfplay"):
-      actor, traj, stats = jax.vmap(selfplay, in_axes=(None, 0, 0))(
-          ts.params, _to_shards(ts.actor, 0, local), local_keys(sp_key))
+      actor, traj, stats = jax.vmap(selfplay, in_axes=(None, 0, 0, None))(
+          ts.params, _to_shards(ts.actor, 0, local), local_keys(sp_key),
+          temperature_at(config, ts.iteration))
     actor = _from_shards(actor, 0)
     traj = _from_shards(traj, 1)                      # [T, N_local, ...]
     with jax.named_scope("selfplay_stats"):

@@ -1,0 +1,93 @@
+"""Self-play's temperature (``Config.temperature``, ``--temperature``): the
+schedule over the run's iterations, the check of bad values, the flag and
+run.json, and that the training step plays at the scheduled temperature
+(0: every move a most visited one)."""
+import json
+
+import jax
+import numpy as np
+import pytest
+
+import envs
+from agents import algorithms
+from agents import config as config_lib
+from agents import train_flags
+from agents.training.selfplay import temperature_at
+from agents.training.state import init_train_state
+from agents.training.step import make_train_step
+from tests.agents.helpers import tiny
+
+
+@pytest.mark.parametrize("temps, expected", [
+    # MuZero's schedule over 8 iterations: 1 for the first half, 0.5 for
+    # the next quarter, 0.25 for the last (and after, on a longer run).
+    ((1.0, 1.0, 0.5, 0.25), [1, 1, 1, 1, 0.5, 0.5, 0.25, 0.25, 0.25, 0.25]),
+    ((0.5,), [0.5] * 10),
+    ((1.0, 0.0), [1, 1, 1, 1, 0, 0, 0, 0, 0, 0]),
+    # Stretches that do not divide the run: value i from iteration
+    # ceil(i * steps / n) (i * n // steps): 0-2, 3-5, 6 on.
+    ((3.0, 2.0, 1.0), [3, 3, 3, 2, 2, 2, 1, 1, 1, 1])])
+def test_the_schedule_splits_the_run_into_equal_stretches(temps, expected):
+  config = tiny(policy="muzero", temperature=temps, steps=8)
+  got = [float(temperature_at(config, np.int32(i))) for i in range(10)]
+  assert got == expected
+
+
+@pytest.mark.parametrize("temps", [(), (-0.5,), (1.0, -1.0), (True,),
+                                   ("1",), [1.0]])
+def test_bad_temperatures_are_refused(temps):
+  with pytest.raises(ValueError, match="temperature.*numbers >= 0"):
+    config_lib.validate(config_lib.Config(policy="muzero",
+                                          temperature=temps))
+
+
+def test_gumbel_self_play_refuses_a_temperature():
+  with pytest.raises(ValueError, match="temperature.*pUCT"):
+    config_lib.make_config("tictactoe", policy="gumbel", temperature=0.5)
+  # The default, the same for every policy, is accepted.
+  assert config_lib.make_config("tictactoe").temperature == (1.0,)
+
+
+def test_flag_number_and_run_json_make_the_same_tuple():
+  parse = train_flags.build_parser().parse_args
+  config = train_flags.config_from_args(parse(
+      ["--env", "2048", "--temperature", "1", "1", "0.5", "0.25"]))
+  assert config.temperature == (1.0, 1.0, 0.5, 0.25)
+  assert train_flags.config_from_args(parse(["--env", "2048"])).temperature \
+      == (1.0,)
+  assert config_lib.make_config("2048", temperature=0.5).temperature == (0.5,)
+  # run.json stores a list; it reads back as the same (hashable) config.
+  again = config_lib.Config.from_dict(json.loads(json.dumps(
+      config.to_dict())))
+  assert again == config and hash(again) == hash(config)
+  # An old run's run.json (no such field) reads as temperature 1.
+  old = {k: v for k, v in config.to_dict().items() if k != "temperature"}
+  assert config_lib.Config.from_dict(old).temperature == (1.0,)
+
+
+def _chosen_and_best(temps):
+  """Two iterations of a tic-tac-toe pUCT run with ``temperature =
+  temps``: per iteration, the search probability of each move played and
+  the largest one, ``[2, T, N]`` each."""
+  config = tiny(policy="muzero", temperature=temps, steps=2,
+                random_move_prob=0.0, sample_plies=0,
+                random_opening_plies=0, num_simulations=32, num_envs=16,
+                updates_per_iter=1)
+  agent = algorithms.make_agent(config, envs.make(config.env))
+  step = jax.jit(make_train_step(agent))
+  state, _ = step(init_train_state(agent))
+  state, _ = step(state)
+  shape = (2, config.selfplay_steps, config.num_envs)
+  actions = np.asarray(state.buffer.data["action"][:2 * shape[1]])
+  policy = np.asarray(state.buffer.data["policy"][:2 * shape[1]])
+  chosen = np.take_along_axis(policy, actions[..., None], -1)[..., 0]
+  return chosen.reshape(shape), policy.max(-1).reshape(shape)
+
+
+def test_the_training_step_plays_at_the_scheduled_temperature():
+  """Temperature 0 for the first iteration of two: every move is a most
+  visited one; 1 for the second: many are not (32 simulations over up
+  to 9 moves spread the visits)."""
+  chosen, best = _chosen_and_best((0.0, 1.0))
+  np.testing.assert_array_equal(chosen[0], best[0])
+  assert np.mean(chosen[1] < best[1]) > 0.2
