@@ -47,12 +47,12 @@ class Config:
   sample_plies: int = 0
   random_move_prob: float = 0.0
   random_opening_plies: int = 0
-  # Self-play's temperature T (pUCT, policy="muzero": the action is drawn
-  # from the root's visit counts raised to 1 / T; 0 = the most visited):
-  # one value for the whole run, or n values for n equal stretches of its
-  # `steps` iterations. MuZero's schedule (Schrittwieser et al. 2020,
-  # appendix) is (1, 1, 0.5, 0.25): 1 for the first half, 0.5 for the
-  # next quarter, 0.25 for the last.
+  # Self-play's temperature T (pUCT: the action is drawn from the root's
+  # visit counts raised to 1 / T; Gumbel: T scales the root's Gumbel noise;
+  # 0: the search's choice without noise): one value for the whole run, or
+  # n values for n equal stretches of its `steps` iterations. MuZero's
+  # schedule (Schrittwieser et al. 2020, appendix) is (1, 1, 0.5, 0.25): 1
+  # for the first half, 0.5 for the next quarter, 0.25 for the last.
   temperature: Tuple[float, ...] = (1.0,)
   # Learning.
   unroll_steps: int = 5           # K (MuZero); AlphaZero uses 0.
@@ -305,15 +305,10 @@ def validate(config: Config) -> Config:
 
 def check_temperature(config: Config) -> None:
   """Raises ValueError unless ``temperature`` is a non-empty tuple of
-  numbers >= 0, and (1,) when self-play does not search by pUCT."""
+  numbers >= 0."""
   temps = config.temperature
   if (not isinstance(temps, tuple) or not temps
       or not all(isinstance(t, (int, float)) and not isinstance(t, bool)
                  and t >= 0 for t in temps)):
     raise ValueError("temperature (--temperature) must be one or more "
                      f"numbers >= 0, got {temps!r}")
-  if temps != (1.0,) and config.policy != "muzero":
-    raise ValueError("temperature (--temperature) applies to pUCT "
-                     "self-play (policy 'muzero'); policy "
-                     f"{config.policy!r} chooses through its Gumbel noise, "
-                     f"got temperature {temps!r}")

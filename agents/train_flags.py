@@ -137,10 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
                  "reward alone (muzero only; 1: unweighted; see "
                  "docs/agents.md) " + game("terminal_reward_weight"))
   p.add_argument("--temperature", type=float, nargs="+", metavar="T",
-                 help="self-play's temperature with pUCT (actions drawn "
-                 "from the visit counts raised to 1/T; 0: the most "
-                 "visited): one T for the whole run, or several for equal "
-                 "stretches of it, e.g. MuZero's schedule 1 1 0.5 0.25 "
+                 help="self-play's temperature (pUCT: actions drawn from "
+                 "the visit counts raised to 1/T; gumbel: T scales the "
+                 "Gumbel noise; 0: the search's choice): one T for the "
+                 "whole run, or several for equal stretches of it, e.g. "
+                 "MuZero's schedule 1 1 0.5 0.25 "
                  + game("temperature"))
   p.add_argument("--eval-every", type=int, help="iterations between quick "
                  "evaluations " + game("eval_every"))

@@ -275,7 +275,8 @@ class MuZeroAgent:
     """Searches from a batch of states; returns mcts.PolicyOutput.
 
     ``greedy``: no Gumbel / Dirichlet noise and temperature 0;
-    ``temperature`` (``[]``, pUCT only): else the action's temperature.
+    ``temperature`` (``[]``): else the action's temperature (Gumbel: the
+    scale of the root's Gumbel noise).
     """
     policy = (mcts.gumbel_muzero_policy if self.config.policy == "gumbel"
               else mcts.muzero_policy)
@@ -292,12 +293,14 @@ class MuZeroAgent:
 
 def acting_arguments(config: Config, env, greedy: bool, temperature=1.0):
   """The keyword arguments of the policy ``config.policy`` names (Gumbel:
-  the considered actions and the Gumbel noise; pUCT: the root's Dirichlet
-  noise and ``temperature``); ``greedy``: no noise and temperature 0."""
+  the considered actions and the Gumbel noise, scaled by ``temperature``;
+  pUCT: the root's Dirichlet noise and ``temperature``); ``greedy``: no
+  noise and temperature 0."""
   if config.policy == "gumbel":
+    # argmax(T g + x) with g ~ Gumbel(0, 1) draws from softmax(x / T).
     return dict(max_num_considered_actions=min(
         config.max_num_considered_actions, env.num_actions),
-                gumbel_scale=0.0 if greedy else 1.0)
+                gumbel_scale=0.0 if greedy else temperature)
   return dict(dirichlet_fraction=0.0 if greedy else 0.25,
               temperature=0.0 if greedy else temperature)
 

@@ -192,7 +192,8 @@ class StochasticAgent(MuZeroAgent):
     (:func:`mcts.stochastic_muzero_policy`), "gumbel" by Gumbel MuZero's
     rules at decision nodes (:func:`mcts.gumbel_stochastic_muzero_policy`).
     ``greedy``: no Gumbel / Dirichlet noise and temperature 0;
-    ``temperature`` (``[]``, pUCT only): else the action's temperature.
+    ``temperature`` (``[]``): else the action's temperature (Gumbel: the
+    scale of the root's Gumbel noise).
     """
     policy = (mcts.gumbel_stochastic_muzero_policy
               if self.config.policy == "gumbel"

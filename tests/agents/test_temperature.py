@@ -1,7 +1,8 @@
 """Self-play's temperature (``Config.temperature``, ``--temperature``): the
 schedule over the run's iterations, the check of bad values, the flag and
-run.json, and that the training step plays at the scheduled temperature
-(0: every move a most visited one)."""
+run.json; the training step plays at the scheduled temperature (0: every
+move a most visited one); with the Gumbel policy T scales the Gumbel
+noise."""
 import json
 
 import jax
@@ -41,11 +42,20 @@ def test_bad_temperatures_are_refused(temps):
                                           temperature=temps))
 
 
-def test_gumbel_self_play_refuses_a_temperature():
-  with pytest.raises(ValueError, match="temperature.*pUCT"):
-    config_lib.make_config("tictactoe", policy="gumbel", temperature=0.5)
-  # The default, the same for every policy, is accepted.
-  assert config_lib.make_config("tictactoe").temperature == (1.0,)
+def test_gumbel_temperature_scales_the_gumbel_noise():
+  """With the Gumbel policy, T is the scale of the root's Gumbel noise:
+  at 0 the search has no randomness left (two keys, the same moves), at 1
+  the keys draw different moves."""
+  config = tiny(policy="gumbel", temperature=(0.5,))
+  env = envs.make(config.env)
+  agent = algorithms.make_agent(config, env)
+  params = init_train_state(agent).params
+  states = jax.vmap(env.init)(jax.random.split(jax.random.PRNGKey(1), 16))
+  act = jax.jit(lambda key, t: agent.act(params, key, states,
+                                         temperature=t).action)
+  one, two = jax.random.PRNGKey(2), jax.random.PRNGKey(3)
+  np.testing.assert_array_equal(act(one, 0.0), act(two, 0.0))
+  assert np.any(np.asarray(act(one, 1.0)) != np.asarray(act(two, 1.0)))
 
 
 def test_flag_number_and_run_json_make_the_same_tuple():
