@@ -9,6 +9,7 @@
     python -m agents.play RUN_DIR --against solver --audit  # its mistakes
     python -m agents.play RUN_DIR --accuracy 1000 [--accuracy-mcts 1000]
     python -m agents.play RUN_DIR --model-errors 500 [--simulations 64]
+    python -m agents.play RUN_DIR --against random --games 100  # 2048
 
 At your turn type a legal move (its number), ``?`` for the search
 statistics of the agent's last move (visit share and Q-value of its top
@@ -27,6 +28,8 @@ OpenSpiel's MCTSBot's on the same positions. ``--model-errors N``
 (MuZero runs) prints the errors of the learned model against the true game
 on N random positions and how often its search chooses the move of the
 same search on the true rules (:mod:`agents.evaluation.model_errors`).
+A one-player game (2048) is scored with ``--against random``: the agent's
+mean score over ``--games`` games, and a random player's over as many.
 Flags are never abbreviated.
 """
 from __future__ import annotations
@@ -41,6 +44,7 @@ import numpy as np
 
 from agents.evaluation import player as player_lib
 from agents.evaluation.audit import Audited, format_audit, summarize
+from agents.evaluation.evaluator import Evaluator, format_report
 from agents.evaluation.accuracy import (format_accuracy, move_accuracy,
                                         solved_positions)
 from agents.evaluation.matches import match
@@ -191,14 +195,16 @@ def build_parser() -> argparse.ArgumentParser:
                  help="play a match against X: a run directory, "
                  "mcts:<simulations> (OpenSpiel's MCTSBot), random, "
                  "perfect (tic-tac-toe) or solver (Connect Four; needs "
-                 "bitbully)")
+                 "bitbully); one-player games (2048): random only, their "
+                 "mean scores")
   p.add_argument("--audit", action="store_true",
                  help="with --against (Connect Four): the solver checks "
                  "every move of the agent in the match; prints where, by "
                  "seat and phase, its moves lost the solved outcome (needs "
                  "bitbully)")
   p.add_argument("--games", type=int, default=100,
-                 help="games per side with --against (default 100)")
+                 help="games per side with --against (one-player games: "
+                 "games of each) (default 100)")
   p.add_argument("--accuracy", type=int, metavar="N",
                  help="print the agent's move accuracy on N solved "
                  "Connect Four positions (its greedy search's move keeps "
@@ -237,6 +243,22 @@ def accuracy_report(agent, num: int, mcts_simulations: Optional[int]
   return "\n".join(lines)
 
 
+def solo_report(agent, games: int, seed: int) -> str:
+  """A one-player game's score: ``agent``'s greedy search over ``games``
+  games and a uniformly random player's over as many (the final
+  evaluation of ``agents.train``), with the ratio of their means when
+  the random player's is positive."""
+  results = Evaluator(agent.agent, games)(agent.params,
+                                          jax.random.PRNGKey(seed))
+  text = (f"{agent.run_dir} ({agent.num_simulations} simulations per "
+          f"move), {games} games, and as many by a random player:\n"
+          + format_report(results))
+  if results["random_return"] > 0:  # A ratio of scores (2048).
+    ratio = results["eval_return"] / results["random_return"]
+    text += f"\nscore over random: {ratio:.2f}x"
+  return text
+
+
 def model_errors_report(agent, num: int, seed: int) -> str:
   """The lines of ``--model-errors``: :func:`model_errors` of ``agent``'s
   learned model on ``num`` positions (refuses a run that has none)."""
@@ -259,9 +281,15 @@ def main(argv=None, inp: TextIO = sys.stdin, out: TextIO = sys.stdout
       raise ValueError(f"--games must be a positive integer, got "
                        f"{args.games}")
     agent = player_lib.load(args.run_dir, num_simulations=args.simulations)
-    if agent.env.num_players != 2:
-      raise ValueError(f"{args.run_dir} plays {agent.env_name}, a "
-                       "one-player game; agents.play needs a two-player game")
+    if agent.env.num_players == 1:
+      if (args.against != "random" or args.audit or args.accuracy
+          or args.model_errors):
+        raise ValueError(
+            f"{args.run_dir} plays {agent.env_name}, a one-player game: "
+            "agents.play scores it with --against random alone (its mean "
+            "score over --games games and a random player's)")
+      out.write(solo_report(agent, args.games, args.seed) + "\n")
+      return 0
     if args.accuracy is not None:
       if args.accuracy < 1:
         raise ValueError(f"--accuracy must be a positive integer, got "

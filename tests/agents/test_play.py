@@ -98,10 +98,23 @@ def test_cli_match_and_errors(run, tmp_path, capsys):
   ]:
     assert play_lib.main(argv, out=io.StringIO()) == 2
     assert message in capsys.readouterr().err
+  # A one-player game is scored against a random player, nothing else.
   catch_dir = tmp_path / "catch"
   make_run(catch_dir, tiny("catch"))
-  assert play_lib.main([str(catch_dir)], out=io.StringIO()) == 2
-  assert "two-player" in capsys.readouterr().err
+  for argv in ([], ["--against", "mcts:10"],
+               ["--against", "random", "--model-errors", "5"]):
+    assert play_lib.main([str(catch_dir)] + argv, out=io.StringIO()) == 2
+    assert "one-player game" in capsys.readouterr().err
+  out = io.StringIO()
+  assert play_lib.main([str(catch_dir), "--against", "random", "--games",
+                        "3"], out=out) == 0
+  lines = dict(l.split(": ") for l in out.getvalue().splitlines()[1:])
+  if float(lines["random_return"]) > 0:
+    ratio = float(lines["eval_return"]) / float(lines["random_return"])
+    assert lines["score over random"] == f"{ratio:.2f}x"
+  else:
+    assert "score over random" not in lines
+  assert 0 <= float(lines["catch_rate"]) <= 1
 
 
 def test_cli_ctrl_c_exits_cleanly(run):
