@@ -1,8 +1,8 @@
 """Self-play's temperature (``Config.temperature``, ``--temperature``): the
 schedule over the run's iterations, the check of bad values, the flag and
-run.json; the training step plays at the scheduled temperature (0: every
-move a most visited one); with the Gumbel policy T scales the Gumbel
-noise."""
+run.json; with the Gumbel policy T scales the Gumbel noise. (That a run's
+self-play follows the schedule is checked in
+``test_training.py::test_end_to_end_run_files``.)"""
 import json
 
 import jax
@@ -15,7 +15,6 @@ from agents import config as config_lib
 from agents import train_flags
 from agents.training.selfplay import temperature_at
 from agents.training.state import init_train_state
-from agents.training.step import make_train_step
 from tests.agents.helpers import tiny
 
 
@@ -73,31 +72,3 @@ def test_flag_number_and_run_json_make_the_same_tuple():
   # An old run's run.json (no such field) reads as temperature 1.
   old = {k: v for k, v in config.to_dict().items() if k != "temperature"}
   assert config_lib.Config.from_dict(old).temperature == (1.0,)
-
-
-def _chosen_and_best(temps):
-  """Two iterations of a tic-tac-toe pUCT run with ``temperature =
-  temps``: per iteration, the search probability of each move played and
-  the largest one, ``[2, T, N]`` each."""
-  config = tiny(policy="muzero", temperature=temps, steps=2,
-                random_move_prob=0.0, sample_plies=0,
-                random_opening_plies=0, num_simulations=32, num_envs=16,
-                updates_per_iter=1)
-  agent = algorithms.make_agent(config, envs.make(config.env))
-  step = jax.jit(make_train_step(agent))
-  state, _ = step(init_train_state(agent))
-  state, _ = step(state)
-  shape = (2, config.selfplay_steps, config.num_envs)
-  actions = np.asarray(state.buffer.data["action"][:2 * shape[1]])
-  policy = np.asarray(state.buffer.data["policy"][:2 * shape[1]])
-  chosen = np.take_along_axis(policy, actions[..., None], -1)[..., 0]
-  return chosen.reshape(shape), policy.max(-1).reshape(shape)
-
-
-def test_the_training_step_plays_at_the_scheduled_temperature():
-  """Temperature 0 for the first iteration of two: every move is a most
-  visited one; 1 for the second: many are not (32 simulations over up
-  to 9 moves spread the visits)."""
-  chosen, best = _chosen_and_best((0.0, 1.0))
-  np.testing.assert_array_equal(chosen[0], best[0])
-  assert np.mean(chosen[1] < best[1]) > 0.2

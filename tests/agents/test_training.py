@@ -91,13 +91,22 @@ def test_resume_is_exact(tmp_path):
 
 
 def test_end_to_end_run_files(tmp_path):
-  """A whole (tiny) run: metrics, evaluation, plot, checkpoint, run.json."""
+  """A whole (tiny) run: metrics, evaluation, plot, checkpoint, run.json;
+  self-play at the scheduled temperature (0, then 1: the first two
+  iterations play a most visited move every time, the last two not)."""
   out = tmp_path / "catch"
-  config = dataclasses.replace(tiny("catch", **SMOKE["catch"]), eval_every=2)
+  config = dataclasses.replace(tiny("catch", **SMOKE["catch"]), eval_every=2,
+                               temperature=(0.0, 1.0))
   run_dir.prepare_new_run(str(out), config)
   summary = train_lib.train(config, str(out), progress=False,
                             log=lambda *_: None)
   assert summary["iteration"] == config.steps
+  data = summary["state"].buffer.data   # All 4 x 8 steps, in order.
+  chosen = np.take_along_axis(np.asarray(data["policy"]),
+                              np.asarray(data["action"])[..., None], -1)
+  best = np.max(np.asarray(data["policy"]), -1, keepdims=True)
+  np.testing.assert_array_equal(chosen[:16], best[:16])
+  assert np.mean(chosen[16:] < best[16:]) > 0.2
   assert sorted(os.listdir(out)) == sorted([
       run_dir.RUN_FILE, run_dir.CHECKPOINT_DIR, run_dir.METRICS_FILE,
       run_dir.EVAL_FILE, run_dir.PLOT_FILE])
