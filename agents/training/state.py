@@ -9,6 +9,7 @@ rest replicated (:mod:`agents.training.parallel`).
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -93,8 +94,10 @@ def init_train_state(agent) -> TrainState:
                     iteration=jnp.zeros((), jnp.int32))
 
 
+@functools.lru_cache(maxsize=16)
 def abstract_state(agent) -> TrainState:
-  """The shapes and dtypes of :func:`init_train_state` (nothing computed)."""
+  """The shapes and dtypes of :func:`init_train_state` (nothing computed;
+  traced once per agent: equal agents, one config and env)."""
   return jax.eval_shape(lambda: init_train_state(agent))
 
 
@@ -108,5 +111,12 @@ def sharded_init_state(agent, mesh) -> TrainState:
   :func:`state_shardings` says (each process creates only its own
   shards)."""
   parallel.check_devices(agent.config, mesh.size)
+  return _jitted_init(agent, mesh)()
+
+
+@functools.lru_cache(maxsize=16)
+def _jitted_init(agent, mesh):
+  """:func:`init_train_state` jitted onto ``mesh``, once per agent and mesh
+  (a run that starts, resumes and evaluates traces and compiles it once)."""
   return jax.jit(lambda: init_train_state(agent),
-                 out_shardings=state_shardings(agent, mesh))()
+                 out_shardings=state_shardings(agent, mesh))
