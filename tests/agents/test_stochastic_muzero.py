@@ -79,6 +79,19 @@ def test_code_entropy_deficit():
   g = jax.grad(lambda x: stochastic.code_entropy_deficit(
       jax.nn.softmax(x), on))(logits)
   assert (g[:, 0] > 0).all() and (g[:, 1:] < 0).all()
+  # The loss measures the codes used (straight-through one-hots): a batch
+  # whose softmax is nearly uniform but whose argmax is always code 0 has
+  # the deficit of one code (its softmax's mean, about 0), and the gradient
+  # still lowers code 0's logit.
+  logits = jnp.zeros((4, c)).at[:, 0].set(0.01)
+  used = lambda x: stochastic.straight_through_code(x)[0]
+  assert stochastic.code_entropy_deficit(jax.nn.softmax(logits), on) < 1e-4
+  np.testing.assert_allclose(
+      stochastic.code_entropy_deficit(used(logits), on), np.log(c),
+      rtol=1e-6)
+  g = jax.grad(lambda x: stochastic.code_entropy_deficit(used(x), on))(
+      logits)
+  assert (g[:, 0] > 0).all() and (g[:, 1:] < 0).all()
 
 
 def test_code_usage_flag(tmp_path, capsys):
@@ -175,8 +188,7 @@ def test_loss_by_hand():
         chance_loss=jnp.mean(ce(hard, sigma) * alive[:, 1]),
         commitment_loss=jnp.mean(jnp.sum(
             (hard - jax.nn.softmax(code_logits)) ** 2, -1) * alive[:, 1]),
-        code_usage_loss=stochastic.code_entropy_deficit(
-            jax.nn.softmax(code_logits), alive[:, 1]))
+        code_usage_loss=stochastic.code_entropy_deficit(hard, alive[:, 1]))
 
   want = by_hand(params, batch)
   loss_fn = jax.jit(stochastic.make_loss(agent))  # K = unroll_steps = 1.
