@@ -28,7 +28,7 @@ from tests.agents.helpers import tiny
     # ceil(i * steps / n) (i * n // steps): 0-2, 3-5, 6 on.
     ((3.0, 2.0, 1.0), [3, 3, 3, 2, 2, 2, 1, 1, 1, 1])])
 def test_the_schedule_splits_the_run_into_equal_stretches(temps, expected):
-  config = tiny(policy="muzero", temperature=temps, steps=8)
+  config = tiny(temperature=temps, steps=8)
   got = [float(temperature_at(config, np.int32(i))) for i in range(10)]
   assert got == expected
 
@@ -37,8 +37,7 @@ def test_the_schedule_splits_the_run_into_equal_stretches(temps, expected):
                                    ("1",), [1.0]])
 def test_bad_temperatures_are_refused(temps):
   with pytest.raises(ValueError, match="temperature.*numbers >= 0"):
-    config_lib.validate(config_lib.Config(policy="muzero",
-                                          temperature=temps))
+    config_lib.validate(config_lib.Config(temperature=temps))
 
 
 def test_gumbel_temperature_scales_the_gumbel_noise():
