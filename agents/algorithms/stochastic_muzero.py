@@ -24,7 +24,7 @@ Loss (as in the paper), for a window starting at ``t``, ``k = 0..K``::
   + sum_{k<K} [ l_r(u_{t+k+1}, r^{k+1}) + w_v l_Q(z_{t+k}, Q^k)
                 + l_sigma(c_{t+k+1}, sigma^k)
                 + beta ||c_{t+k+1} - c^e_{t+k+1}||^2 ]
-  + lambda (log C - H(mean_b c_b))
+  + lambda (log C - H(mean_b c^e_b))
 
 ``z`` and ``u`` are the value and reward targets of
 :mod:`agents.training.targets`
@@ -41,14 +41,10 @@ collapses to a single code early in training (the chance prior then predicts
 it with certainty, and the model is a deterministic one with an afterstate
 in the middle; docs/stochastic_muzero.md). ``lambda``
 (``code_usage_weight``; 0.5 in the 2048 defaults, 0 elsewhere) weighs the
-entropy deficit of the batch's mean code (masked rows left out), after the
-codebook diversity loss of wav2vec 2.0 (Baevski et al. 2020): it asks that
-the batch as a whole use many codes, while the commitment term keeps each
-step's code sharp. The mean is of the codes used, the one-hots ``c``, with
-the straight-through gradient of the softmax: wav2vec's mean of the
-softmax reads nearly uniform while every step's argmax is the same code,
-and the encoder then used one code for its first ~300 iterations on 2048
-(docs/measurements/stochastic_muzero.md).
+entropy deficit of the encoder's mean soft code over the batch (masked rows
+left out), the codebook diversity loss of wav2vec 2.0 (Baevski et al. 2020):
+it asks that the batch as a whole use many codes, while the commitment term
+keeps each step's code sharp.
 
 Acting searches with :func:`mcts.stochastic_muzero_policy`: decision nodes
 are states (pUCT over ``p``), chance nodes afterstates (outcomes visited in
@@ -222,15 +218,15 @@ def make_agent(config: Config, env) -> StochasticAgent:
                          support=make_support(config))
 
 
-def code_entropy_deficit(codes, mask):
-  """``log C - H(p_bar)`` ``[]``, ``p_bar = sum_b m_b codes_b / sum_b m_b``
-  the mean code of the rows with ``mask [B]`` set, for codes ``[B, C]``
-  (one-hot, or soft): 0 when the batch uses all ``C`` codes equally,
-  ``log C`` when it uses one."""
+def code_entropy_deficit(soft, mask):
+  """``log C - H(p_bar)`` ``[]``, ``p_bar = sum_b m_b soft_b / sum_b m_b``
+  the mean code of the rows with ``mask [B]`` set, for soft codes
+  ``[B, C]``: 0 when the batch uses all ``C`` codes equally, ``log C`` when
+  it uses one."""
   weights = mask / jnp.maximum(jnp.sum(mask), 1.0)
-  p_bar = jnp.sum(codes * weights[:, None], axis=0)
+  p_bar = jnp.sum(soft * weights[:, None], axis=0)
   entropy = -jnp.sum(p_bar * jnp.log(jnp.maximum(p_bar, 1e-12)))
-  return jnp.log(float(codes.shape[-1])) - entropy
+  return jnp.log(float(soft.shape[-1])) - entropy
 
 
 def make_loss(agent: StochasticAgent):
@@ -277,7 +273,7 @@ def make_loss(agent: StochasticAgent):
       terms["commitment_loss"].append(
           jnp.sum(jnp.square(hard - soft), -1) * same_episode)
       terms["code_usage_loss"].append(
-          code_entropy_deficit(code, same_episode)[None])
+          code_entropy_deficit(soft, same_episode)[None])
       latent, reward_logits = nets.dynamics(params, afterstate, code)
       latent = scale_gradient(latent, 0.5)
       terms["reward_loss"].append(
