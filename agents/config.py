@@ -117,7 +117,7 @@ class Config:
     if unknown:
       raise ValueError(f"Unknown config fields {sorted(unknown)}")
     d = dict(d)
-    if isinstance(d.get("temperature"), list):   # As JSON stores it.
+    if isinstance(d.get("temperature"), list):   # JSON's, or the flag's.
       d["temperature"] = tuple(d["temperature"])
     return cls(**d)
 
@@ -190,10 +190,8 @@ def make_config(env_name: str, **overrides) -> Config:
   the default)."""
   values = defaults_for(env_name)
   values.update({k: v for k, v in overrides.items() if v is not None})
-  temps = values.get("temperature")
-  if isinstance(temps, (int, float, list)):  # One number, or the flag's list.
-    values["temperature"] = tuple(temps) if isinstance(temps, list) else (
-        temps,)
+  if isinstance(values.get("temperature"), (int, float)):  # One number.
+    values["temperature"] = (values["temperature"],)
   values["env"] = env_name
   if (values.get("algo") == "stochastic_muzero"
       and overrides.get("policy") is None):
