@@ -65,6 +65,10 @@ class Config:
   weight_decay: float = 1e-4
   max_grad_norm: float = 1.0
   value_loss_weight: float = 0.5
+  # The value target mixes the n-step return z with the search's root value
+  # q at the same step: (1 - a) z + a q (agents/training/targets.py); 0 =
+  # the return alone, as in AlphaZero and MuZero.
+  root_value_mix: float = 0.0
   # MuZero Reanalyse: this fraction of every batch gets fresh policy and
   # value targets from new searches with the current parameters (see
   # agents/training/batch.py and docs/agents.md); 0 = off. Only algo="muzero".
@@ -263,6 +267,11 @@ def validate(config: Config) -> Config:
                      "needs algo 'muzero' (a weight of its learned model's "
                      f"reward loss), got algo {config.algo!r}")
   check_temperature(config)
+  if (isinstance(config.root_value_mix, bool)
+      or not isinstance(config.root_value_mix, (int, float))
+      or not 0.0 <= config.root_value_mix <= 1.0):
+    raise ValueError("root_value_mix (--root-value-mix) must be in [0, 1], "
+                     f"got {config.root_value_mix!r}")
   if config.unroll_steps < 0:
     raise ValueError(f"unroll_steps must be >= 0, got {config.unroll_steps}")
   if config.sample_plies < 0:

@@ -29,7 +29,8 @@ RUN_FLAGS = dict(env="env", algo="algo", policy="policy",
                   mirror="mirror",
                   consistency_weight="consistency_weight",
                   terminal_reward_weight="terminal_reward_weight",
-                  temperature="temperature")
+                  temperature="temperature",
+                  root_value_mix="root_value_mix")
 
 
 def _show(value) -> str:
@@ -143,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
                  "whole run, or several for equal stretches of it, e.g. "
                  "MuZero's schedule 1 1 0.5 0.25 "
                  + game("temperature"))
+  p.add_argument("--root-value-mix", type=float, metavar="A",
+                 help="value targets (1 - A) z + A q: z the n-step return, "
+                 "q the search's root value at that step (0: z alone; see "
+                 "docs/agents.md) " + game("root_value_mix"))
   p.add_argument("--eval-every", type=int, help="iterations between quick "
                  "evaluations " + game("eval_every"))
   p.add_argument("--eval-games", type=int, help="games per side in quick "

@@ -114,6 +114,7 @@ def reanalysed_targets(config: Config, env, agent, params, key,
   # Without bootstraps the targets never read boot_value: zeros stand in.
   boot_value = (value[:, K + 1:] if boots
                 else jnp.zeros(boot_idx.shape, value.dtype))
-  fresh = compute_targets(config, env, window, boot_value=boot_value)
+  fresh = compute_targets(config, env, window, boot_value=boot_value,
+                          root_value=value[:, :K + 1])
   fresh["policy"] = policy[:, :K + 1]
   return fresh

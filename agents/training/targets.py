@@ -10,7 +10,12 @@ For unroll step ``k = 0..K`` of a window starting at replay step ``t``:
   the episode are dropped, so with ``n`` >= the episode length this is the
   final outcome from the mover's point of view); the return bootstraps
   earlier, at the first random exploration move after ``t+k``, since the
-  return from there on does not follow the agent's policy;
+  return from there on does not follow the agent's policy; with
+  ``config.root_value_mix`` = a > 0 the target is ``(1 - a) z_{t+k} + a
+  q_{t+k}``, ``q`` the search's root value at t+k: the average of the two
+  (a = 1/2) lowers the variance of a return that reaches the end of a long
+  game ("Lessons from AlphaZero, part 4: improving the training target",
+  Oracle, 2018, on Connect Four; Willemsen et al. 2021 compare such targets);
 * reward: ``r_{t+k-1}`` (into unrolled state ``k``);
 * terminal: whether that transition (``t+k-1 -> t+k``) ends the episode.
 
@@ -87,14 +92,16 @@ def bootstrap_index(config: Config, env,
 
 
 def compute_targets(config: Config, env, window: Dict[str, jax.Array],
-                    boot_value=None):
+                    boot_value=None, root_value=None):
   """Targets for unroll steps k = 0..K of windows ``[B, L, ...]``.
 
   Returns dict of ``value [B, K+1]``, ``reward [B, K+1]`` and ``terminal
   [B, K+1]`` (entry 0 unused: 0 and False), ``policy [B, K+1, A]``,
   ``alive [B, K+1]`` (state t+k is in the episode of t). ``boot_value
   [B, K+1]``: the values to bootstrap from (default: the stored search
-  values at :func:`bootstrap_index`; reanalyse gives fresh ones).
+  values at :func:`bootstrap_index`; reanalyse gives fresh ones);
+  ``root_value [B, K+1]``: the root values q_{t+k} that
+  ``config.root_value_mix`` mixes in (default: the stored ones).
   """
   K = unroll_steps(config)
   n = td_steps(config, env)
@@ -113,6 +120,11 @@ def compute_targets(config: Config, env, window: Dict[str, jax.Array],
   if boot_value is None:
     boot_value = jnp.take_along_axis(window["value"], boot_idx, axis=1)
   value = reward_part + powers[boot_i] * jnp.where(boot_same, boot_value, 0.0)
+  a = config.root_value_mix
+  if a:
+    if root_value is None:
+      root_value = window["value"][:, :K + 1]
+    value = (1.0 - a) * value + a * root_value
   alive = episode[:, :K + 1] == 0                              # [B, K+1]
   value = jnp.where(alive, value, 0.0)
   # The transition INTO unrolled state k is step t+k-1's (none into k = 0,

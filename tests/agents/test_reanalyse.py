@@ -124,19 +124,22 @@ def test_can_bootstrap():
 # Slow ones only for their time (12 s, 40 s more on the loaded 2-core
 # machine). Catch with n = its longest episode searches the unroll
 # positions only (can_bootstrap False).
-@pytest.mark.parametrize("env_name,fraction", [
-    ("tictactoe", 1.0),
-    pytest.param("tictactoe", 0.5, marks=pytest.mark.slow),
-    pytest.param("catch", 1.0, marks=pytest.mark.slow)])
+# The default case mixes the fresh root values into the value targets
+# (root_value_mix, agents/training/targets.py).
+@pytest.mark.parametrize("env_name,fraction,mix", [
+    ("tictactoe", 1.0, 0.5),
+    pytest.param("tictactoe", 0.5, 0.0, marks=pytest.mark.slow),
+    pytest.param("catch", 1.0, 0.0, marks=pytest.mark.slow)])
 def test_reanalysed_targets_equal_a_direct_search(sharded_run, env_name,
-                                                  fraction):
+                                                  fraction, mix):
   config, (state, _) = sharded_run
   if env_name == "catch":
     config = tiny("catch", policy="muzero", td_steps=None,
                   reanalyse_fraction=1.0)
     state, _ = _run(config, 2)
   config = dataclasses.replace(config, num_shards=1,
-                               reanalyse_fraction=fraction)
+                               reanalyse_fraction=fraction,
+                               root_value_mix=mix)
   rows = config_lib.reanalyse_rows(config)
   assert rows == {1.0: 16, 0.5: 8}[fraction]
   env = envs.make(config.env)
@@ -151,7 +154,11 @@ def test_reanalysed_targets_equal_a_direct_search(sharded_run, env_name,
   alive = np.asarray(stored["alive"])
   # Policy targets: the fresh search's action_weights (where they count).
   np.testing.assert_allclose(targets["policy"][:rows], policy, atol=1e-6)
-  # Value targets bootstrap from the fresh root values.
+  # Value targets bootstrap from the fresh root values, and mix in those
+  # of their own steps.
+  K = config_lib.unroll_steps(config)
+  value = np.where(alive[:rows], (1 - mix) * value
+                   + mix * root_value[:, :K + 1], 0.0)
   np.testing.assert_allclose(targets["value"][:rows], value, atol=1e-5)
   assert not np.allclose(root_value, 0.0)
   if env_name == "catch":   # Outcomes: the value targets do not change.

@@ -3,8 +3,11 @@ targets of replayed windows."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import envs
+from agents import config as config_lib
+from agents import train_flags
 from agents.training import targets as targets_lib
 from tests.agents.helpers import tiny
 
@@ -44,3 +47,37 @@ def test_value_targets_two_player():
       explored=explored))
   np.testing.assert_allclose(out["value"][0], [0.3, -0.3, -1.0, 1.0],
                              rtol=1e-6)
+
+
+def test_root_value_mix():
+  """``(1 - a) z + a q`` with q the stored root value of the same step,
+  on the first window above (outcomes z = 1, -1, 1, then absorbing): the
+  absorbing step keeps target 0, and a = 0 gives z exactly."""
+  env = envs.make("tictactoe")
+  window = dict(
+      done=jnp.array([[0, 0, 1, 0, 0, 0, 0, 0]], bool),
+      reward=jnp.array([[0, 0, 1, 0, 0, 0, 0, -1]], jnp.float32),
+      value=jnp.array([[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]]),
+      policy=jnp.ones((1, 8, 9)) / 9)
+  def value(a):
+    config = tiny("tictactoe", unroll_steps=3, td_steps=4, root_value_mix=a)
+    return np.asarray(targets_lib.compute_targets(config, env, window)
+                      ["value"][0])
+  np.testing.assert_allclose(value(0.0), [1.0, -1.0, 1.0, 0.0])
+  np.testing.assert_allclose(value(0.25), [0.775, -0.7, 0.825, 0.0],
+                             rtol=1e-6)
+  np.testing.assert_allclose(value(1.0), [0.1, 0.2, 0.3, 0.0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("a", [-0.1, 1.5, float("nan"), True])
+def test_root_value_mix_out_of_range_is_refused(a):
+  with pytest.raises(ValueError, match="root_value_mix.*in \\[0, 1\\]"):
+    config_lib.make_config("connect4", root_value_mix=a)
+
+
+def test_root_value_mix_flag():
+  args = train_flags.build_parser().parse_args(
+      ["--env", "connect4", "--root-value-mix", "0.5"])
+  assert train_flags.config_from_args(args).root_value_mix == 0.5
+  args = train_flags.build_parser().parse_args(["--env", "connect4"])
+  assert train_flags.config_from_args(args).root_value_mix == 0.0
