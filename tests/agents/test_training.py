@@ -145,6 +145,22 @@ def test_tictactoe_muzero_never_loses_to_perfect_player(tmp_path):
 
 
 @pytest.mark.slow
+def test_tictactoe_alphazero_learning_from_root_values_never_loses(tmp_path):
+  """Value targets half outcome, half the search's root value
+  (``root_value_mix`` 0.5): the root values' bias does not keep AlphaZero
+  from learning perfect tic-tac-toe (the perfect player's 200 games per
+  side)."""
+  config = config_lib.make_config("tictactoe", algo="alphazero",
+                                  root_value_mix=0.5)
+  run_dir.prepare_new_run(str(tmp_path / "r"), config)
+  ev = train_lib.train(config, str(tmp_path / "r"), progress=False,
+                       quick_eval=False, plot=False, mcts_simulations=0,
+                       max_minutes=10)["final_eval"]
+  assert ev["vs_perfect_first_loss"] == 0.0
+  assert ev["vs_perfect_second_loss"] == 0.0
+
+
+@pytest.mark.slow
 def test_connect4_alphazero_beats_random(tmp_path):
   """The 30-minute target: >= 95% wins against a random player."""
   out = _train_default(tmp_path, "connect4", max_minutes=30)
