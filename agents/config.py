@@ -225,6 +225,11 @@ def validate(config: Config) -> Config:
     v = getattr(config, name)
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
       raise ValueError(f"{name} must be a positive integer, got {v!r}")
+  def fraction(name, flag):
+    v = getattr(config, name)
+    if (isinstance(v, bool) or not isinstance(v, (int, float))
+        or not 0.0 <= v <= 1.0):
+      raise ValueError(f"{name} ({flag}) must be in [0, 1], got {v!r}")
   for name in ("num_simulations", "num_envs", "selfplay_steps",
                "replay_capacity", "batch_size", "updates_per_iter", "width",
                "latent_size", "max_num_considered_actions", "steps",
@@ -267,11 +272,7 @@ def validate(config: Config) -> Config:
                      "needs algo 'muzero' (a weight of its learned model's "
                      f"reward loss), got algo {config.algo!r}")
   check_temperature(config)
-  if (isinstance(config.root_value_mix, bool)
-      or not isinstance(config.root_value_mix, (int, float))
-      or not 0.0 <= config.root_value_mix <= 1.0):
-    raise ValueError("root_value_mix (--root-value-mix) must be in [0, 1], "
-                     f"got {config.root_value_mix!r}")
+  fraction("root_value_mix", "--root-value-mix")
   if config.unroll_steps < 0:
     raise ValueError(f"unroll_steps must be >= 0, got {config.unroll_steps}")
   if config.sample_plies < 0:
@@ -282,11 +283,7 @@ def validate(config: Config) -> Config:
   if not 0.0 <= config.random_move_prob <= 1.0:
     raise ValueError("random_move_prob must be in [0, 1], got "
                      f"{config.random_move_prob}")
-  if (isinstance(config.reanalyse_fraction, bool)
-      or not isinstance(config.reanalyse_fraction, (int, float))
-      or not 0.0 <= config.reanalyse_fraction <= 1.0):
-    raise ValueError("reanalyse_fraction (--reanalyse) must be in [0, 1], "
-                     f"got {config.reanalyse_fraction!r}")
+  fraction("reanalyse_fraction", "--reanalyse")
   if config.reanalyse_fraction > 0:
     if config.algo != "muzero":
       raise ValueError(

@@ -121,9 +121,10 @@ def test_end_to_end_run_files(tmp_path):
 
 
 # --------------------------------------------------- learning (slow)
-def _train_default(tmp_path, env, max_minutes):
-  """Trains `env`'s default configuration quietly; the train() result."""
-  config = config_lib.make_config(env)
+def _train_default(tmp_path, env, max_minutes, **overrides):
+  """Trains `env`'s default configuration (with ``overrides``) quietly;
+  the train() result."""
+  config = config_lib.make_config(env, **overrides)
   run_dir.prepare_new_run(str(tmp_path / "r"), config)
   return train_lib.train(config, str(tmp_path / "r"), progress=False,
                          quick_eval=False, plot=False,
@@ -149,13 +150,9 @@ def test_tictactoe_alphazero_learning_from_root_values_never_loses(tmp_path):
   """Value targets half outcome, half the search's root value
   (``root_value_mix`` 0.5): the root values' bias does not keep AlphaZero
   from learning perfect tic-tac-toe (the perfect player's 200 games per
-  side; 14 minutes on the 2-core machine beside two training runs)."""
-  config = config_lib.make_config("tictactoe", algo="alphazero",
-                                  root_value_mix=0.5)
-  run_dir.prepare_new_run(str(tmp_path / "r"), config)
-  ev = train_lib.train(config, str(tmp_path / "r"), progress=False,
-                       quick_eval=False, plot=False, mcts_simulations=0,
-                       max_minutes=10)["final_eval"]
+  side; 164 s on the quiet 2-core machine)."""
+  ev = _train_default(tmp_path, "tictactoe", max_minutes=10,
+                      algo="alphazero", root_value_mix=0.5)["final_eval"]
   assert ev["vs_perfect_first_loss"] == 0.0
   assert ev["vs_perfect_second_loss"] == 0.0
 
