@@ -86,6 +86,10 @@ class Config:
   # last move, a few percent of the unrolled transitions; 1 = unweighted.
   # Only algo="muzero".
   terminal_reward_weight: float = 1.0
+  # The weight of MuZero's observation reconstruction (Scholz et al. 2021):
+  # a decoder reads every latent s^0..s^K back into o_t..o_{t+K}
+  # (agents/algorithms/muzero.py); 0 = off. Only algo="muzero".
+  reconstruction_weight: float = 0.0
   # Data parallelism: the environments, replay and batch are cut into this
   # many equal shards, each with its own random stream; a run on D devices
   # needs D to divide it, and gives the same results on any such D.
@@ -253,24 +257,26 @@ def validate(config: Config) -> Config:
     raise ValueError("code_usage_weight (--code-usage-weight) needs algo "
                      f"'stochastic_muzero' (a chance-encoder term), got algo "
                      f"{config.algo!r}")
-  if not config.consistency_weight >= 0:
-    raise ValueError("consistency_weight (--consistency-weight) must be "
-                     f">= 0, got {config.consistency_weight!r}")
-  if config.consistency_weight > 0 and config.algo != "muzero":
-    raise ValueError("consistency_weight (--consistency-weight) needs algo "
-                     "'muzero' (a term of its learned model's loss), got "
-                     f"algo {config.algo!r}")
+  def muzero_weight(name, flag, off, what):
+    # A weight of a term of MuZero's model loss: off at ``off`` (0 or 1),
+    # > 0 where off is 1 and >= 0 where it is 0; other algorithms only off.
+    v = getattr(config, name)
+    if not (v > 0 if off else v >= 0):
+      raise ValueError(f"{name} ({flag}) must be {'>' if off else '>='} 0, "
+                       f"got {v!r}")
+    if v != off and config.algo != "muzero":
+      raise ValueError(f"{name} ({flag}) needs algo 'muzero' ({what}), got "
+                       f"algo {config.algo!r}")
+  muzero_weight("consistency_weight", "--consistency-weight", 0,
+                "a term of its learned model's loss")
   if config.consistency_weight > 0 and config.unroll_steps < 1:
     raise ValueError("consistency_weight (--consistency-weight) needs "
                      "unroll_steps >= 1 (it compares unrolled latents with "
                      f"later observations), got {config.unroll_steps}")
-  if not config.terminal_reward_weight > 0:
-    raise ValueError("terminal_reward_weight (--terminal-reward-weight) "
-                     f"must be > 0, got {config.terminal_reward_weight!r}")
-  if config.terminal_reward_weight != 1 and config.algo != "muzero":
-    raise ValueError("terminal_reward_weight (--terminal-reward-weight) "
-                     "needs algo 'muzero' (a weight of its learned model's "
-                     f"reward loss), got algo {config.algo!r}")
+  muzero_weight("terminal_reward_weight", "--terminal-reward-weight", 1,
+                "a weight of its learned model's reward loss")
+  muzero_weight("reconstruction_weight", "--reconstruction-weight", 0,
+                "a term of its learned model's loss")
   check_temperature(config)
   fraction("root_value_mix", "--root-value-mix")
   if config.unroll_steps < 0:

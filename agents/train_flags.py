@@ -29,6 +29,7 @@ RUN_FLAGS = dict(env="env", algo="algo", policy="policy",
                   mirror="mirror",
                   consistency_weight="consistency_weight",
                   terminal_reward_weight="terminal_reward_weight",
+                  reconstruction_weight="reconstruction_weight",
                   temperature="temperature",
                   root_value_mix="root_value_mix")
 
@@ -137,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
                  "transitions that end an episode, which board games "
                  "reward alone (muzero only; 1: unweighted; see "
                  "docs/agents.md) " + game("terminal_reward_weight"))
+  p.add_argument("--reconstruction-weight", type=float, metavar="W",
+                 help="MuZero: weight W >= 0 of a decoder's loss that reads "
+                 "every latent, root and unrolled, back into the "
+                 "observation it stands for (features in [0, 1]; muzero "
+                 "only; 0: off; see docs/agents.md) "
+                 + game("reconstruction_weight"))
   p.add_argument("--temperature", type=float, nargs="+", metavar="T",
                  help="self-play's temperature (pUCT: actions drawn from "
                  "the visit counts raised to 1/T; gumbel: T scales the "

@@ -46,15 +46,32 @@ the weight is > 0, so that other runs keep their parameter trees). Steps
 whose ``o_{t+k}`` lies past the end of the episode of ``t`` are masked
 (``alive``); the term is the mean over the other steps, so that it lies in
 ``[-1, 1]`` with -1 a perfect match.
+
+Observation reconstruction (``config.reconstruction_weight`` > 0, default
+0 = off; as the reconstruction loss that Scholz et al. 2021, "Improving
+Model-Based Reinforcement Learning with Internal State Representations
+through Self-Supervision", add to MuZero): a decoder ``d`` reads each latent
+``s^k`` (``k = 0..K``) back into the observation it stands for, with the
+sigmoid cross-entropy of every observation feature (features in
+``[0, 1]``, such as a board's planes)::
+
+  l_r^k = mean_f BCE(o_{t+k, f}, sigmoid(d(s^k)_f))
+
+so that the representation keeps the whole position and the dynamics
+learns to move it, a dense signal beside the sparse reward of a board
+game. Steps past the end of the episode of ``t`` are masked; the term is
+the mean over the other steps.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Callable, NamedTuple
 
 import haiku as hk
 import jax
 import jax.numpy as jnp
+import optax
 
 import mcts
 from agents.algorithms.losses import (Support, cross_entropy,
@@ -76,6 +93,9 @@ class NetConfig:
   # P, the output size of the consistency heads (projector, predictor);
   # 0: no heads, and no parameters for them.
   projection_size: int = 0
+  # F, the flattened observation size the decoder reconstructs
+  # (config.reconstruction_weight > 0); 0: no decoder, no parameters.
+  observation_size: int = 0
 
 
 class ResBlock(hk.Module):
@@ -146,6 +166,13 @@ def batch_standardize(x, mask=None, eps: float = 1e-5):
   return (x - mean) * jax.lax.rsqrt(var + eps)
 
 
+def decoder(latent, config: NetConfig):
+  """``latent [B, D] -> [B, F]``, the logits of the observation's features
+  (the reconstruction loss; inside a haiku transform)."""
+  x = torso(latent, config.width, 1, "decoder")
+  return hk.Linear(config.observation_size, name="decoder_out")(x)
+
+
 def projector(latent, mask, config: NetConfig):
   """``latent [B, D] -> [B, P]``, EfficientZero's projection head:
   Linear -> BatchNorm -> ReLU -> Linear -> BatchNorm (statistics of the rows
@@ -173,11 +200,13 @@ class MuZeroNets(NamedTuple):
   predict: Callable    # (params, latent) -> (policy_logits, value_logits)
   project: Callable    # (params, latent [B, D], mask [B]) -> [B, P]
   predict_projection: Callable  # (params, z [B, P], mask [B]) -> [B, P]
+  decode: Callable     # (params, latent [B, D]) -> [B, F]
 
 
 def make_networks(config: NetConfig) -> MuZeroNets:
   """Builds the three networks (and the consistency heads when
-  ``config.projection_size`` > 0); ``init(key, obs [B, ...])`` makes
+  ``config.projection_size`` > 0, the decoder when
+  ``config.observation_size`` > 0); ``init(key, obs [B, ...])`` makes
   params."""
 
   def forward():
@@ -203,22 +232,28 @@ def make_networks(config: NetConfig) -> MuZeroNets:
     def predict_projection(z, mask=None):
       return projection_predictor(z, mask, config)
 
+    def decode(latent):
+      return decoder(latent, config)
+
     def init(obs):
       latent = represent(obs)
       next_latent, _ = dynamics(latent, jnp.zeros(obs.shape[0], jnp.int32))
       out = predict(next_latent)
       if config.projection_size:  # After the others: their init is kept.
         predict_projection(project(next_latent))
+      if config.observation_size:
+        decode(next_latent)
       return out
 
-    return init, (represent, dynamics, predict, project, predict_projection)
+    return init, (represent, dynamics, predict, project, predict_projection,
+                  decode)
 
   transformed = hk.without_apply_rng(hk.multi_transform(forward))
-  represent, dynamics, predict, project, predict_projection = (
-      transformed.apply)
+  (represent, dynamics, predict, project, predict_projection,
+   decode) = transformed.apply
   return MuZeroNets(init=transformed.init, represent=represent,
                     dynamics=dynamics, predict=predict, project=project,
-                    predict_projection=predict_projection)
+                    predict_projection=predict_projection, decode=decode)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -313,7 +348,9 @@ def net_config(config: Config, env) -> NetConfig:
       dyn_blocks=config.dyn_blocks, pred_blocks=config.pred_blocks,
       value_bins=config.value_bins,
       projection_size=(config.latent_size if config.consistency_weight > 0
-                       else 0))
+                       else 0),
+      observation_size=(math.prod(env.observation_shape)
+                        if config.reconstruction_weight > 0 else 0))
 
 
 def make_support(config: Config) -> Support:
@@ -336,19 +373,22 @@ def make_loss(agent: MuZeroAgent):
   (``value``, ``reward``, ``terminal`` ``[B, K+1]``, ``policy [B, K+1,
   A]``, ``alive [B, K+1]``:
   :func:`agents.training.targets.compute_targets`); with
-  ``config.consistency_weight`` > 0 also ``next_observations [B, K, ...]``
-  (``o_{t+1..t+K}``). metrics: ``loss``, ``policy_loss``, ``value_loss``,
-  ``reward_loss``, with the consistency term also ``consistency_loss``
-  (scalars).
+  ``config.consistency_weight`` or ``config.reconstruction_weight`` > 0
+  also ``next_observations [B, K, ...]`` (``o_{t+1..t+K}``). metrics:
+  ``loss``, ``policy_loss``, ``value_loss``, ``reward_loss``, with the
+  consistency term also ``consistency_loss``, with the reconstruction also
+  ``reconstruction_loss`` (scalars).
   """
   config, support, nets = agent.config, agent.support, agent.nets
   K = unroll_steps(config)
   consistency = config.consistency_weight > 0 and K > 0
+  reconstruction = config.reconstruction_weight > 0
 
   def loss_fn(params, batch):
     targets = batch["targets"]
     latent = nets.represent(params, batch["observation"])
     policy_losses, value_losses, reward_losses = [], [], []
+    reconstruction_losses = []
     if consistency:
       goals = consistency_targets(nets, params, batch["next_observations"],
                                   targets["alive"][:, 1:])
@@ -368,6 +408,11 @@ def make_loss(agent: MuZeroAgent):
               nets.predict_projection(
                   params, nets.project(params, latent, alive), alive),
               goals[:, k - 1]))
+      if reconstruction:
+        seen = (batch["observation"] if k == 0
+                else batch["next_observations"][:, k - 1])
+        reconstruction_losses.append(reconstruction_error(
+            nets.decode(params, latent), seen))
       logits, value_logits = nets.predict(params, latent)
       policy_losses.append(
           cross_entropy(targets["policy"][:, k], logits)
@@ -386,9 +431,24 @@ def make_loss(agent: MuZeroAgent):
       metrics["consistency_loss"] = masked_mean(
           jnp.stack(consistency_losses, 1), targets["alive"][:, 1:])
       loss = loss + config.consistency_weight * metrics["consistency_loss"]
+    if reconstruction:
+      metrics["reconstruction_loss"] = masked_mean(
+          jnp.stack(reconstruction_losses, 1), targets["alive"])
+      loss = (loss + config.reconstruction_weight
+              * metrics["reconstruction_loss"])
     return loss, dict(loss=loss, **metrics)
 
   return loss_fn
+
+
+def reconstruction_error(logits, observation):
+  """``[B]``: the mean over features of the sigmoid cross-entropy between
+  the decoder's ``logits [B, F]`` and ``observation [B, ...]`` (features
+  in ``[0, 1]``)."""
+  target = observation.reshape(observation.shape[0], -1).astype(
+      logits.dtype)
+  return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, target),
+                  axis=-1)
 
 
 def consistency_targets(nets: MuZeroNets, params, next_observations, alive):

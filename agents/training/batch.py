@@ -28,7 +28,8 @@ def make_batch(config: Config, env, buffer: replay.ReplayBuffer, key,
   """A batch of ``config.batch_size`` windows sampled with ``key``:
   ``observation [B, ...]``, ``actions [B, K]``, ``targets`` (see
   :func:`~agents.training.targets.compute_targets`), for Stochastic MuZero
-  and for MuZero's consistency loss (``config.consistency_weight`` > 0)
+  and for MuZero's consistency and reconstruction losses
+  (``config.consistency_weight``, ``config.reconstruction_weight`` > 0)
   ``next_observations [B, K, ...]`` (``o_{t+1..t+K}``; those past the end
   of the episode of ``t`` belong to the next one, masked by ``alive``).
 
@@ -74,6 +75,7 @@ def make_batch(config: Config, env, buffer: replay.ReplayBuffer, key,
 
 def needs_next_observations(config: Config) -> bool:
   """Whether the loss reads ``o_{t+1..t+K}``: Stochastic MuZero's chance
-  encoder, MuZero's consistency loss."""
+  encoder, MuZero's consistency and reconstruction losses."""
   return unroll_steps(config) > 0 and (
-      config.algo == "stochastic_muzero" or config.consistency_weight > 0)
+      config.algo == "stochastic_muzero" or config.consistency_weight > 0
+      or config.reconstruction_weight > 0)

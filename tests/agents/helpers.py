@@ -1,6 +1,6 @@
 """What the agents tests share: the tiny configs (plumbing, not learning),
-run directories and game states to test with, comparisons of trees of
-arrays and of directories, the checkout's root."""
+run directories, game states and MuZero loss batches to test with,
+comparisons of trees of arrays and of directories, the checkout's root."""
 import os
 
 import jax
@@ -80,3 +80,47 @@ def random_states(env, num, plies, seed=0):
     actions = np.array([rng.choice(np.flatnonzero(m)) for m in legal])
     states = jax.vmap(env.step)(states, actions)
   return states
+
+
+def unrolled_windows(config, alive, seed=0):
+  """A MuZero loss's batch of ``config``'s game (K = ``config.unroll_steps``):
+  B = len(alive) windows of random play from positions
+  after one random move (not the empty board; ``seed`` picks the moves):
+  ``observation``,
+  ``next_observations [B, K, ...]`` (float32), ``actions``, ``targets``
+  with ``alive [B, K+1]``."""
+  import envs  # pylint: disable=g-import-not-at-top
+  env = envs.make(config.env)
+  b, k = alive.shape[0], config.unroll_steps
+  rng = np.random.default_rng(seed)
+  states = random_states(env, b, plies=1, seed=seed)
+  obs, actions = [states.observation], []
+  for _ in range(k):
+    legal = np.asarray(states.legal_action_mask)
+    action = jnp.asarray([rng.choice(np.flatnonzero(m)) for m in legal],
+                         jnp.int32)
+    states = jax.vmap(env.step)(states, action)
+    obs.append(states.observation)
+    actions.append(action)
+  obs = [o.astype(jnp.float32) for o in obs]
+  targets = dict(
+      value=jnp.asarray(rng.uniform(-1, 1, (b, k + 1)), jnp.float32),
+      reward=jnp.zeros((b, k + 1), jnp.float32),
+      terminal=jnp.zeros((b, k + 1), bool),
+      policy=jax.nn.softmax(jnp.asarray(
+          rng.normal(size=(b, k + 1, env.num_actions)), jnp.float32)),
+      alive=jnp.asarray(alive))
+  return dict(observation=obs[0], next_observations=jnp.stack(obs[1:], 1),
+              actions=jnp.stack(actions, 1), targets=targets)
+
+
+def scramble_past_the_end(batch, alive):
+  """``batch`` with the next observations of the steps past the end of the
+  episode (``~alive [B, K+1]`` at ``k >= 1``) replaced by uniform noise:
+  a loss that masks those steps must not see the difference."""
+  dead = ~alive[:, 1:]
+  noise = jax.random.uniform(jax.random.PRNGKey(3),
+                             batch["next_observations"].shape)
+  mask = jnp.asarray(dead).reshape(dead.shape + (1,) * (noise.ndim - 2))
+  return dict(batch, next_observations=jnp.where(
+      mask, noise, batch["next_observations"]))

@@ -20,7 +20,8 @@ from agents.training import replay
 from agents.training.state import init_train_state
 from agents.training.step import jitted_train_step
 from agents.training.targets import window_length
-from tests.agents.helpers import params_equal, random_states, tiny
+from tests.agents.helpers import (params_equal, scramble_past_the_end, tiny,
+                                  unrolled_windows)
 
 WEIGHT = 0.5
 
@@ -32,35 +33,6 @@ def _setup(weight=WEIGHT, **kw):
   agent = algorithms.make_agent(config, env)
   obs = env.init(jax.random.PRNGKey(0)).observation[None]
   return config, agent, agent.nets.init(jax.random.PRNGKey(1), obs)
-
-
-def _batch(config, alive):
-  """B = len(alive) windows of random tic-tac-toe play from positions
-  after one random move (not the empty board): ``observation``,
-  ``next_observations [B, K, ...]`` (float32), ``actions``, ``targets``
-  with ``alive [B, K+1]``."""
-  env = envs.make(config.env)
-  b, k = alive.shape[0], config.unroll_steps
-  rng = np.random.default_rng(0)
-  states = random_states(env, b, plies=1)
-  obs, actions = [states.observation], []
-  for _ in range(k):
-    legal = np.asarray(states.legal_action_mask)
-    action = jnp.asarray([rng.choice(np.flatnonzero(m)) for m in legal],
-                         jnp.int32)
-    states = jax.vmap(env.step)(states, action)
-    obs.append(states.observation)
-    actions.append(action)
-  obs = [o.astype(jnp.float32) for o in obs]
-  targets = dict(
-      value=jnp.asarray(rng.uniform(-1, 1, (b, k + 1)), jnp.float32),
-      reward=jnp.zeros((b, k + 1), jnp.float32),
-      terminal=jnp.zeros((b, k + 1), bool),
-      policy=jax.nn.softmax(jnp.asarray(rng.normal(size=(b, k + 1, 9)),
-                                        jnp.float32)),
-      alive=jnp.asarray(alive))
-  return dict(observation=obs[0], next_observations=jnp.stack(obs[1:], 1),
-              actions=jnp.stack(actions, 1), targets=targets)
 
 
 ALIVE = np.array([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]], bool)
@@ -98,7 +70,7 @@ def _goals(nets, params, batch):
 @pytest.mark.slow
 def test_term_equals_a_hand_computation():
   config, agent, params = _setup()
-  batch = _batch(config, ALIVE)
+  batch = unrolled_windows(config, ALIVE)
   loss, m = agent.make_loss()(params, batch)
   nets = agent.nets
   goals = np.asarray(_goals(nets, params, batch))
@@ -127,7 +99,7 @@ def test_term_equals_a_hand_computation():
 @pytest.mark.slow
 def test_no_gradient_flows_through_the_target_branch():
   config, agent, params = _setup()
-  batch = _batch(config, ALIVE)
+  batch = unrolled_windows(config, ALIVE)
   nets = agent.nets
   term = lambda p, b: agent.make_loss()(p, b)[1]["consistency_loss"]
   grads = jax.grad(term)(params, batch)
@@ -152,14 +124,9 @@ def test_no_gradient_flows_through_the_target_branch():
 def test_steps_past_the_episode_end_count_nothing():
   config, agent, params = _setup()
   loss_fn = agent.make_loss()
-  batch = _batch(config, ALIVE)
+  batch = unrolled_windows(config, ALIVE)
   # Observations of masked steps (another episode's) changed arbitrarily.
-  dead = ~ALIVE[:, 1:]
-  noise = jax.random.uniform(jax.random.PRNGKey(3),
-                             batch["next_observations"].shape)
-  mask = jnp.asarray(dead).reshape(dead.shape + (1,) * (noise.ndim - 2))
-  other = dict(batch, next_observations=jnp.where(
-      mask, noise, batch["next_observations"]))
+  other = scramble_past_the_end(batch, ALIVE)
   term = jax.jit(lambda p, b: loss_fn(p, b)[1]["consistency_loss"])
   grad = jax.jit(jax.grad(term))
   assert float(term(params, batch)) == float(term(params, other))
@@ -183,7 +150,7 @@ def test_weight_zero_leaves_params_and_loss_unchanged():
       params)
   shared = {n: params[n] for n in params0}
   assert params_equal(shared, params0)
-  batch = _batch(config, ALIVE)
+  batch = unrolled_windows(config, ALIVE)
   plain = {k: v for k, v in batch.items() if k != "next_observations"}
   loss0, m0 = agent0.make_loss()(params0, plain)
   loss, m = agent.make_loss()(params, batch)
@@ -250,8 +217,10 @@ def test_validation_and_flag(tmp_path, capsys):
 def test_consistency_loss_falls_in_tictactoe_training():
   """A short MuZero run on tic-tac-toe with the term on: the gap of the
   consistency loss to its minimum -1 (a perfect match) shrinks at least
-  five times, and everything stays finite (on CPU, ~0.5 -> ~0.005 in 40
-  iterations)."""
+  three times, and everything stays finite (on CPU, -0.11 -> -0.80 in 40
+  iterations: a gap of 0.89 -> 0.20). With the heads' batch statistics the
+  term cannot reach -1 by a constant output; the five times this test
+  asked for before them were met by such a collapse."""
   config = tiny(consistency_weight=1.0, steps=40, updates_per_iter=8)
   agent = algorithms.make_agent(config, envs.make(config.env))
   state, step = init_train_state(agent), jitted_train_step(agent)
@@ -263,7 +232,7 @@ def test_consistency_loss_falls_in_tictactoe_training():
       curve.append(float(metrics["consistency_loss"]))
   assert np.isfinite(curve).all() and len(curve) >= 35
   first, last = curve[0], np.mean(curve[-5:])
-  assert 1.0 + last < 0.2 * (1.0 + first), (first, last)
+  assert 1.0 + last < (1.0 + first) / 3, (first, last)
 
 
 def test_batch_standardize_uses_the_rows_of_the_mask():
