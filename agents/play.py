@@ -23,8 +23,10 @@ checks each of the agent's moves in those games and a table tells, by seat
 and phase, where it lost the solved outcome
 (:mod:`agents.evaluation.audit`). ``--accuracy N`` prints the agent's move
 accuracy on N solved Connect Four positions
-(:mod:`agents.evaluation.accuracy`), and with ``--accuracy-mcts SIMS``
-OpenSpiel's MCTSBot's on the same positions. ``--model-errors N``
+(:mod:`agents.evaluation.accuracy`), for a MuZero run also that of the same
+networks searching with the true rules in place of the learned model (what
+the model costs), and with ``--accuracy-mcts SIMS`` OpenSpiel's MCTSBot's on
+the same positions. ``--model-errors N``
 (MuZero runs) prints the errors of the learned model against the true game
 on N random positions and how often its search chooses the move of the
 same search on the true rules (:mod:`agents.evaluation.model_errors`).
@@ -48,7 +50,8 @@ from agents.evaluation.evaluator import Evaluator, format_report
 from agents.evaluation.accuracy import (format_accuracy, move_accuracy,
                                         solved_positions)
 from agents.evaluation.matches import match
-from agents.evaluation.model_errors import format_model_errors, model_errors
+from agents.evaluation.model_errors import (format_model_errors,
+                                            model_errors, true_rules_agent)
 from agents.evaluation.opponents import (MCTSBotOpponent, make_opponent,
                                          search_opponent)
 from agents.evaluation.solver import check_env
@@ -225,13 +228,19 @@ def build_parser() -> argparse.ArgumentParser:
 def accuracy_report(agent, num: int, mcts_simulations: Optional[int]
                     ) -> str:
   """The lines of ``--accuracy``: the agent's move accuracy on ``num``
-  solved positions and, if ``mcts_simulations``, MCTSBot's."""
+  solved positions, for a MuZero agent also that of its networks searching
+  with the true rules, and, if ``mcts_simulations``, MCTSBot's."""
   check_env(agent.env)
   start = time.perf_counter()
   solved_positions(num)
   lines = [f"solved {num} positions in {time.perf_counter() - start:.1f} s"]
-  players = [(search_opponent(agent),
-              f"{agent.run_dir} ({agent.num_simulations} simulations)")]
+  label = f"{agent.run_dir} ({agent.num_simulations} simulations)"
+  players = [(search_opponent(agent), label)]
+  if agent.algo == "muzero":
+    true_rules = player_lib.Player(agent.config, agent.params,
+                                   agent=true_rules_agent(agent.agent))
+    players.append((search_opponent(true_rules),
+                    f"{label} with the true rules in place of its model"))
   if mcts_simulations:
     players.append((MCTSBotOpponent(agent.env, mcts_simulations),
                     f"OpenSpiel's MCTSBot({mcts_simulations})"))

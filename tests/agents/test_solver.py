@@ -207,6 +207,22 @@ def test_play_cli_accuracy_and_match_against_solver(c4_run, capsys):
   assert "--accuracy" in capsys.readouterr().err
 
 
+def test_play_cli_accuracy_of_muzero_with_the_true_rules(c4_run,
+                                                        tmp_path):
+  """A MuZero run's --accuracy has a second line: its networks searching
+  with the true rules; AlphaZero's has one (its search uses them)."""
+  run = tmp_path / "mz"
+  make_run(run, tiny("connect4", algo="muzero"))
+  lines = {}
+  for name, path in (("muzero", run), ("alphazero", c4_run)):
+    out = io.StringIO()
+    assert play_lib.main([str(path), "--accuracy", str(N)], out=out) == 0
+    lines[name] = [l for l in out.getvalue().splitlines()
+                   if "move accuracy" in l]
+  assert len(lines["muzero"]) == 2 and len(lines["alphazero"]) == 1
+  assert "with the true rules in place of its model" in lines["muzero"][1]
+
+
 def test_training_evaluation_logs_accuracy(c4_run, monkeypatch):
   player = player_lib.load(c4_run)
   monkeypatch.setattr(during_training, "FINAL_SOLVER_POSITIONS", N // 2)
