@@ -84,9 +84,8 @@ def random_states(env, num, plies, seed=0):
 
 def unrolled_windows(config, alive, seed=0):
   """A MuZero loss's batch of ``config``'s game (K = ``config.unroll_steps``):
-  B = len(alive) windows of random play from positions
-  after one random move (not the empty board; ``seed`` picks the moves):
-  ``observation``,
+  B = len(alive) windows of random play from positions after one random
+  move (not the empty board; ``seed`` picks the moves): ``observation``,
   ``next_observations [B, K, ...]`` (float32), ``actions``, ``targets``
   with ``alive [B, K+1]``."""
   import envs  # pylint: disable=g-import-not-at-top
@@ -124,3 +123,20 @@ def scramble_past_the_end(batch, alive):
   mask = jnp.asarray(dead).reshape(dead.shape + (1,) * (noise.ndim - 2))
   return dict(batch, next_observations=jnp.where(
       mask, noise, batch["next_observations"]))
+
+
+def assert_only_the_term_added(plain_agent, plain_params, agent, params,
+                               batch, term, weight):
+  """A MuZero model-loss term at ``weight`` against the same agent without
+  it (``plain_*``): the params they share are equal, every other metric is
+  unchanged and the loss grows by ``weight`` times the metric ``term``
+  (the plain agent gets ``batch`` without ``next_observations``)."""
+  assert params_equal({n: params[n] for n in plain_params}, plain_params)
+  plain = {k: v for k, v in batch.items() if k != "next_observations"}
+  loss0, m0 = plain_agent.make_loss()(plain_params, plain)
+  loss, m = agent.make_loss()(params, batch)
+  assert set(m0) == {"loss", "policy_loss", "value_loss", "reward_loss"}
+  for name in m0:
+    if name != "loss":
+      assert float(m[name]) == float(m0[name]), name
+  np.testing.assert_allclose(loss - weight * m[term], loss0, rtol=1e-6)

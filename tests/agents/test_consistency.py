@@ -20,7 +20,8 @@ from agents.training import replay
 from agents.training.state import init_train_state
 from agents.training.step import jitted_train_step
 from agents.training.targets import window_length
-from tests.agents.helpers import (params_equal, scramble_past_the_end, tiny,
+from tests.agents.helpers import (assert_only_the_term_added, params_equal,
+                                  scramble_past_the_end, tiny,
                                   unrolled_windows)
 
 WEIGHT = 0.5
@@ -141,25 +142,16 @@ def test_steps_past_the_episode_end_count_nothing():
 
 
 def test_weight_zero_leaves_params_and_loss_unchanged():
-  config0, agent0, params0 = _setup(weight=0.0)
+  _, agent0, params0 = _setup(weight=0.0)
   config, agent, params = _setup()
   # No heads at weight 0; the heads do not change the other modules' init.
   assert not any(n.startswith(("projector", "projection_predictor"))
                  for n in params0)
   assert {"projector/linear", "projection_predictor/linear"} <= set(
       params)
-  shared = {n: params[n] for n in params0}
-  assert params_equal(shared, params0)
-  batch = unrolled_windows(config, ALIVE)
-  plain = {k: v for k, v in batch.items() if k != "next_observations"}
-  loss0, m0 = agent0.make_loss()(params0, plain)
-  loss, m = agent.make_loss()(params, batch)
-  assert set(m0) == {"loss", "policy_loss", "value_loss", "reward_loss"}
-  for name in m0:
-    if name != "loss":
-      assert float(m[name]) == float(m0[name]), name
-  np.testing.assert_allclose(loss - WEIGHT * m["consistency_loss"], loss0,
-                             rtol=1e-6)
+  assert_only_the_term_added(agent0, params0, agent, params,
+                             unrolled_windows(config, ALIVE),
+                             "consistency_loss", WEIGHT)
 
 
 @pytest.mark.parametrize("weight", [0.0, WEIGHT])

@@ -15,7 +15,8 @@ from agents import config as config_lib
 from agents import train as train_lib
 from agents import train_flags
 from agents.training import batch as batch_lib
-from tests.agents.helpers import (params_equal, scramble_past_the_end, tiny,
+from tests.agents.helpers import (assert_only_the_term_added, params_equal,
+                                  scramble_past_the_end, tiny,
                                   unrolled_windows)
 
 WEIGHT = 0.5
@@ -82,17 +83,9 @@ def test_weight_zero_leaves_params_and_loss_unchanged():
   config, agent, params = _setup()
   assert not any(n.startswith("decoder") for n in params0)
   assert {"decoder_out", "decoder/linear"} <= set(params)
-  assert params_equal({n: params[n] for n in params0}, params0)
-  batch = unrolled_windows(config, ALIVE)
-  plain = {k: v for k, v in batch.items() if k != "next_observations"}
-  loss0, m0 = agent0.make_loss()(params0, plain)
-  loss, m = agent.make_loss()(params, batch)
-  assert set(m0) == {"loss", "policy_loss", "value_loss", "reward_loss"}
-  for name in m0:
-    if name != "loss":
-      assert float(m[name]) == float(m0[name]), name
-  np.testing.assert_allclose(loss - WEIGHT * m["reconstruction_loss"], loss0,
-                             rtol=1e-6)
+  assert_only_the_term_added(agent0, params0, agent, params,
+                             unrolled_windows(config, ALIVE),
+                             "reconstruction_loss", WEIGHT)
 
 
 def test_without_unroll_only_the_root_is_reconstructed():
