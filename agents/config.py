@@ -90,6 +90,10 @@ class Config:
   # a decoder reads every latent s^0..s^K back into o_t..o_{t+K}
   # (agents/algorithms/muzero.py); 0 = off. Only algo="muzero".
   reconstruction_weight: float = 0.0
+  # The weight of MuZero's episode-end head (as DreamerV2's discount
+  # predictor), whose prediction also scales the search's discount
+  # (agents/algorithms/muzero.py); 0 = off. Only algo="muzero".
+  end_weight: float = 0.0
   # Data parallelism: the environments, replay and batch are cut into this
   # many equal shards, each with its own random stream; a run on D devices
   # needs D to divide it, and gives the same results on any such D.
@@ -277,6 +281,8 @@ def validate(config: Config) -> Config:
                 "a weight of its learned model's reward loss")
   muzero_weight("reconstruction_weight", "--reconstruction-weight", 0,
                 "a term of its learned model's loss")
+  muzero_weight("end_weight", "--end-weight", 0,
+                "a head of its learned model")
   check_temperature(config)
   fraction("root_value_mix", "--root-value-mix")
   if config.unroll_steps < 0:

@@ -30,6 +30,7 @@ RUN_FLAGS = dict(env="env", algo="algo", policy="policy",
                   consistency_weight="consistency_weight",
                   terminal_reward_weight="terminal_reward_weight",
                   reconstruction_weight="reconstruction_weight",
+                  end_weight="end_weight",
                   temperature="temperature",
                   root_value_mix="root_value_mix")
 
@@ -144,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
                  "observation it stands for (features in [0, 1]; muzero "
                  "only; 0: off; see docs/agents.md) "
                  + game("reconstruction_weight"))
+  p.add_argument("--end-weight", type=float, metavar="W",
+                 help="MuZero: weight W >= 0 of a head that predicts "
+                 "whether the episode has ended by each latent; the search "
+                 "scales its discount by the probability that it goes on "
+                 "(muzero only; 0: off; see docs/agents.md) "
+                 + game("end_weight"))
   p.add_argument("--temperature", type=float, nargs="+", metavar="T",
                  help="self-play's temperature (pUCT: actions drawn from "
                  "the visit counts raised to 1/T; gumbel: T scales the "

@@ -61,6 +61,20 @@ so that the representation keeps the whole position and the dynamics
 learns to move it, a dense signal beside the sparse reward of a board
 game. Steps past the end of the episode of ``t`` are masked; the term is
 the mean over the other steps.
+
+The end of the episode (``config.end_weight`` > 0, default 0 = off; as the
+discount predictor of DreamerV2, Hafner et al. 2021, "Mastering Atari with
+Discrete World Models"): a head ``e`` reads each latent ``s^k`` (``k =
+0..K``) and gives the logit that the episode of ``t`` has ended by step
+``t+k``, trained with the sigmoid cross-entropy against ``1 - alive_k``,
+the mean over every step::
+
+  l_e^k = BCE(1 - alive_k, sigmoid(e(s^k)))
+
+In the search, ``recurrent_fn``'s discount becomes ``discount * (1 -
+sigmoid(e(s')))``: past a predicted end, rewards and values no longer back
+up, as past a terminal state of the true game, where the model's own
+values after the end are only trained towards 0.
 """
 from __future__ import annotations
 
@@ -96,6 +110,8 @@ class NetConfig:
   # F, the flattened observation size the decoder reconstructs
   # (config.reconstruction_weight > 0); 0: no decoder, no parameters.
   observation_size: int = 0
+  # Whether the episode-end head exists (config.end_weight > 0).
+  end_head: bool = False
 
 
 class ResBlock(hk.Module):
@@ -173,6 +189,14 @@ def decoder(latent, config: NetConfig):
   return hk.Linear(config.observation_size, name="decoder_out")(x)
 
 
+def end_predictor(latent, config: NetConfig):
+  """``latent [B, D] -> [B]``, the logit that the episode has ended by this
+  latent's step (a hidden layer; inside a haiku transform)."""
+  with hk.experimental.name_scope("end"):
+    x = jax.nn.relu(hk.Linear(config.width)(latent))
+    return hk.Linear(1, name="end_head")(x)[:, 0]
+
+
 def projector(latent, mask, config: NetConfig):
   """``latent [B, D] -> [B, P]``, EfficientZero's projection head:
   Linear -> BatchNorm -> ReLU -> Linear -> BatchNorm (statistics of the rows
@@ -201,13 +225,14 @@ class MuZeroNets(NamedTuple):
   project: Callable    # (params, latent [B, D], mask [B]) -> [B, P]
   predict_projection: Callable  # (params, z [B, P], mask [B]) -> [B, P]
   decode: Callable     # (params, latent [B, D]) -> [B, F]
+  predict_end: Callable  # (params, latent [B, D]) -> end logits [B]
 
 
 def make_networks(config: NetConfig) -> MuZeroNets:
   """Builds the three networks (and the consistency heads when
   ``config.projection_size`` > 0, the decoder when
-  ``config.observation_size`` > 0); ``init(key, obs [B, ...])`` makes
-  params."""
+  ``config.observation_size`` > 0, the episode-end head when
+  ``config.end_head``); ``init(key, obs [B, ...])`` makes params."""
 
   def forward():
     def represent(obs):
@@ -235,6 +260,9 @@ def make_networks(config: NetConfig) -> MuZeroNets:
     def decode(latent):
       return decoder(latent, config)
 
+    def predict_end(latent):
+      return end_predictor(latent, config)
+
     def init(obs):
       latent = represent(obs)
       next_latent, _ = dynamics(latent, jnp.zeros(obs.shape[0], jnp.int32))
@@ -243,17 +271,20 @@ def make_networks(config: NetConfig) -> MuZeroNets:
         predict_projection(project(next_latent))
       if config.observation_size:
         decode(next_latent)
+      if config.end_head:
+        predict_end(next_latent)
       return out
 
     return init, (represent, dynamics, predict, project, predict_projection,
-                  decode)
+                  decode, predict_end)
 
   transformed = hk.without_apply_rng(hk.multi_transform(forward))
-  (represent, dynamics, predict, project, predict_projection,
-   decode) = transformed.apply
+  (represent, dynamics, predict, project, predict_projection, decode,
+   predict_end) = transformed.apply
   return MuZeroNets(init=transformed.init, represent=represent,
                     dynamics=dynamics, predict=predict, project=project,
-                    predict_projection=predict_projection, decode=decode)
+                    predict_projection=predict_projection, decode=decode,
+                    predict_end=predict_end)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -295,14 +326,19 @@ class MuZeroAgent:
     return latent
 
   def recurrent_fn(self, params, rng_key, action, embedding):
-    """One step of the learned model from latents ``[B, D]``."""
+    """One step of the learned model from latents ``[B, D]``; with the
+    episode-end head, the discount is scaled by the probability that the
+    episode goes on."""
     del rng_key
     latent, reward_logits = self.nets.dynamics(params, embedding, action)
     logits, value = self.predict(params, latent)
+    discount = jnp.full_like(value, self.model_discount)
+    if self.config.end_weight > 0:
+      discount = discount * jax.nn.sigmoid(
+          -self.nets.predict_end(params, latent))
     out = mcts.RecurrentFnOutput(
         reward=self.support.logits_to_scalar(reward_logits),
-        discount=jnp.full_like(value, self.model_discount),
-        prior_logits=logits, value=value)
+        discount=discount, prior_logits=logits, value=value)
     return out, latent
 
   def act(self, params, rng_key, states, greedy: bool = False,
@@ -350,7 +386,8 @@ def net_config(config: Config, env) -> NetConfig:
       projection_size=(config.latent_size if config.consistency_weight > 0
                        else 0),
       observation_size=(math.prod(env.observation_shape)
-                        if config.reconstruction_weight > 0 else 0))
+                        if config.reconstruction_weight > 0 else 0),
+      end_head=config.end_weight > 0)
 
 
 def make_support(config: Config) -> Support:
@@ -377,18 +414,20 @@ def make_loss(agent: MuZeroAgent):
   also ``next_observations [B, K, ...]`` (``o_{t+1..t+K}``). metrics:
   ``loss``, ``policy_loss``, ``value_loss``, ``reward_loss``, with the
   consistency term also ``consistency_loss``, with the reconstruction also
-  ``reconstruction_loss`` (scalars).
+  ``reconstruction_loss``, with the episode-end head also ``end_loss``
+  (scalars).
   """
   config, support, nets = agent.config, agent.support, agent.nets
   K = unroll_steps(config)
   consistency = config.consistency_weight > 0 and K > 0
   reconstruction = config.reconstruction_weight > 0
+  end = config.end_weight > 0
 
   def loss_fn(params, batch):
     targets = batch["targets"]
     latent = nets.represent(params, batch["observation"])
     policy_losses, value_losses, reward_losses = [], [], []
-    reconstruction_losses = []
+    reconstruction_losses, end_losses = [], []
     if consistency:
       goals = consistency_targets(nets, params, batch["next_observations"],
                                   targets["alive"][:, 1:])
@@ -413,6 +452,10 @@ def make_loss(agent: MuZeroAgent):
                 else batch["next_observations"][:, k - 1])
         reconstruction_losses.append(reconstruction_error(
             nets.decode(params, latent), seen))
+      if end:
+        end_losses.append(optax.sigmoid_binary_cross_entropy(
+            nets.predict_end(params, latent),
+            1.0 - targets["alive"][:, k].astype(latent.dtype)))
       logits, value_logits = nets.predict(params, latent)
       policy_losses.append(
           cross_entropy(targets["policy"][:, k], logits)
@@ -436,6 +479,9 @@ def make_loss(agent: MuZeroAgent):
           jnp.stack(reconstruction_losses, 1), targets["alive"])
       loss = (loss + config.reconstruction_weight
               * metrics["reconstruction_loss"])
+    if end:
+      metrics["end_loss"] = jnp.mean(jnp.stack(end_losses, 1))
+      loss = loss + config.end_weight * metrics["end_loss"]
     return loss, dict(loss=loss, **metrics)
 
   return loss_fn

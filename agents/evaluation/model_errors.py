@@ -21,7 +21,11 @@ played in the true game and unrolled in the model (``agent.root`` then
   reward of winning moves (true: 1), ``draw_reward_error`` the mean
   ``|predicted reward|`` of moves ending in a draw, and ``terminal_value``
   the mean ``|value|`` at the latent after the last move (true: 0, the
-  absorbing state MuZero's targets use).
+  absorbing state MuZero's targets use), and ``end_continuation`` the mean
+  probability that the episode goes on there, by the model (true: 0;
+  ``recurrent_fn``'s discount over the game's, 1 without an episode-end
+  head), against ``live_continuation`` where move ``k`` did not end the
+  game (true: 1).
 
 Search agreement: at every position the agent's greedy search with its
 learned model (``agent.act(..., greedy=True)``) and the same search with
@@ -114,7 +118,8 @@ def unroll_errors(agent, params, key, states, actions, next_states):
   """The model unrolled along ``actions [K, B]`` from ``states [B]``
   against the true ``next_states [K, B]``: dict of ``[K, B]`` arrays
   ``reward_error``, ``value_error``, ``policy_tv``, ``reward`` (predicted)
-  and ``value`` (at the unrolled latent)."""
+  ``value`` (at the unrolled latent) and ``continuation`` (the model's
+  discount over the game's)."""
   embedding = agent.root(params, states).embedding
 
   def step(embedding, inputs):
@@ -127,7 +132,8 @@ def unroll_errors(agent, params, key, states, actions, next_states):
         value_error=jnp.abs(out.value - truth.value),
         policy_tv=total_variation(legal_policy(out.prior_logits, legal),
                                   legal_policy(truth.prior_logits, legal)),
-        reward=out.reward, value=out.value)
+        reward=out.reward, value=out.value,
+        continuation=out.discount / agent.model_discount)
     return embedding, errors
 
   _, errors = jax.lax.scan(step, embedding, (actions, next_states))
@@ -188,7 +194,9 @@ def summarize(raw: Dict[str, np.ndarray], phases: bool) -> Dict[str, float]:
              win_moves=float(win.sum()),
              draw_reward_error=_mean(np.abs(raw["reward"]), draw),
              draw_moves=float(draw.sum()),
-             terminal_value=_mean(np.abs(raw["value"]), ended))
+             terminal_value=_mean(np.abs(raw["value"]), ended),
+             end_continuation=_mean(raw["continuation"], ended),
+             live_continuation=_mean(raw["continuation"], live))
   for name in STEP_METRICS:
     out[name] = _mean(raw[name], masks[name])
     for k in range(moved.shape[0]):
@@ -250,6 +258,9 @@ def format_model_errors(results: Dict[str, float], label: str) -> str:
                f"moves), |reward| of drawing moves "
                f"{_fmt(r['draw_reward_error'])} ({int(r['draw_moves'])}), "
                f"|value| after the end {_fmt(r['terminal_value'])} (true 0)")
+  lines.append(f"  episode goes on: after the end "
+               f"{_fmt(r['end_continuation'])} (true 0), elsewhere "
+               f"{_fmt(r['live_continuation'])} (true 1)")
   lines.append(f"  search: same move as the true-rules search "
                f"{_fmt(r['search_agreement'])}, |root value difference| "
                f"{_fmt(r['root_value_diff'])} (learned - true "

@@ -31,6 +31,29 @@ def tiny(env_name="tictactoe", **kw):
   return tiny_config(dict(kw, env=env_name))
 
 
+# ``alive [B, K+1]`` of a tiny MuZero loss batch (B = 4, K = 2): windows
+# inside their episode to the end, past it from step 2, from step 1.
+LOSS_ALIVE = np.array([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]], bool)
+
+
+def tiny_muzero(**kw):
+  """``(config, agent, params)`` of tiny tic-tac-toe MuZero (K = 2) with
+  the config fields ``kw``."""
+  import envs  # pylint: disable=g-import-not-at-top
+  from agents import algorithms  # pylint: disable=g-import-not-at-top
+  config = tiny(**kw)
+  env = envs.make(config.env)
+  agent = algorithms.make_agent(config, env)
+  obs = env.init(jax.random.PRNGKey(0)).observation[None]
+  return config, agent, agent.nets.init(jax.random.PRNGKey(1), obs)
+
+
+def sigmoid_cross_entropy(logits, target):
+  """The sigmoid cross-entropy by its definition, in float64."""
+  p = 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))
+  return -(target * np.log(p) + (1 - target) * np.log(1 - p))
+
+
 def params_equal(a, b):
   """Whether two trees of arrays have the same leaves, bit for bit."""
   la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)

@@ -20,23 +20,16 @@ from agents.training import replay
 from agents.training.state import init_train_state
 from agents.training.step import jitted_train_step
 from agents.training.targets import window_length
-from tests.agents.helpers import (assert_only_the_term_added, params_equal,
-                                  scramble_past_the_end, tiny,
-                                  unrolled_windows)
+from tests.agents.helpers import (assert_only_the_term_added, LOSS_ALIVE,
+                                  params_equal, scramble_past_the_end, tiny,
+                                  tiny_muzero, unrolled_windows)
 
 WEIGHT = 0.5
 
 
 def _setup(weight=WEIGHT, **kw):
   """``(config, agent, params)`` of tiny tic-tac-toe MuZero (K = 2)."""
-  config = tiny(consistency_weight=weight, **kw)
-  env = envs.make(config.env)
-  agent = algorithms.make_agent(config, env)
-  obs = env.init(jax.random.PRNGKey(0)).observation[None]
-  return config, agent, agent.nets.init(jax.random.PRNGKey(1), obs)
-
-
-ALIVE = np.array([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]], bool)
+  return tiny_muzero(consistency_weight=weight, **kw)
 
 
 def _with_fixed_targets(nets, params, batch, goals):
@@ -71,23 +64,23 @@ def _goals(nets, params, batch):
 @pytest.mark.slow
 def test_term_equals_a_hand_computation():
   config, agent, params = _setup()
-  batch = unrolled_windows(config, ALIVE)
+  batch = unrolled_windows(config, LOSS_ALIVE)
   loss, m = agent.make_loss()(params, batch)
   nets = agent.nets
   goals = np.asarray(_goals(nets, params, batch))
   latent, expected = nets.represent(params, batch["observation"]), []
   for k in (1, 2):
     latent, _ = nets.dynamics(params, latent, batch["actions"][:, k - 1])
-    alive = jnp.asarray(ALIVE[:, k])
+    alive = jnp.asarray(LOSS_ALIVE[:, k])
     online = np.asarray(nets.predict_projection(
         params, nets.project(params, latent, alive), alive), np.float64)
     target = goals[:, k - 1].astype(np.float64)
     cos = np.sum(online * target, -1) / (
         np.linalg.norm(online, axis=-1) * np.linalg.norm(target, axis=-1))
-    expected.append(-cos * ALIVE[:, k])
+    expected.append(-cos * LOSS_ALIVE[:, k])
   # The mean over the steps inside the episode of t.
   np.testing.assert_allclose(m["consistency_loss"],
-                             np.sum(expected) / np.sum(ALIVE[:, 1:]),
+                             np.sum(expected) / np.sum(LOSS_ALIVE[:, 1:]),
                              rtol=1e-5, atol=1e-6)
   assert -1.0 <= float(m["consistency_loss"]) <= 1.0
   np.testing.assert_allclose(
@@ -100,7 +93,7 @@ def test_term_equals_a_hand_computation():
 @pytest.mark.slow
 def test_no_gradient_flows_through_the_target_branch():
   config, agent, params = _setup()
-  batch = unrolled_windows(config, ALIVE)
+  batch = unrolled_windows(config, LOSS_ALIVE)
   nets = agent.nets
   term = lambda p, b: agent.make_loss()(p, b)[1]["consistency_loss"]
   grads = jax.grad(term)(params, batch)
@@ -125,15 +118,15 @@ def test_no_gradient_flows_through_the_target_branch():
 def test_steps_past_the_episode_end_count_nothing():
   config, agent, params = _setup()
   loss_fn = agent.make_loss()
-  batch = unrolled_windows(config, ALIVE)
+  batch = unrolled_windows(config, LOSS_ALIVE)
   # Observations of masked steps (another episode's) changed arbitrarily.
-  other = scramble_past_the_end(batch, ALIVE)
+  other = scramble_past_the_end(batch, LOSS_ALIVE)
   term = jax.jit(lambda p, b: loss_fn(p, b)[1]["consistency_loss"])
   grad = jax.jit(jax.grad(term))
   assert float(term(params, batch)) == float(term(params, other))
   assert params_equal(grad(params, batch), grad(params, other))
   # No step alive after t: the term is 0 and so is its gradient.
-  none = np.zeros_like(ALIVE)
+  none = np.zeros_like(LOSS_ALIVE)
   none[:, 0] = True
   gone = dict(other, targets=dict(other["targets"], alive=jnp.asarray(none)))
   assert float(term(params, gone)) == 0.0
@@ -150,7 +143,7 @@ def test_weight_zero_leaves_params_and_loss_unchanged():
   assert {"projector/linear", "projection_predictor/linear"} <= set(
       params)
   assert_only_the_term_added(agent0, params0, agent, params,
-                             unrolled_windows(config, ALIVE),
+                             unrolled_windows(config, LOSS_ALIVE),
                              "consistency_loss", WEIGHT)
 
 

@@ -52,7 +52,9 @@ def test_keys_and_ranges(setup):
   assert "positions_opening" not in r  # Phases: Connect Four only.
   text = me.format_model_errors(r, "tiny")
   assert "search: same move as the true-rules search" in text
-  assert len(text.splitlines()) == 7
+  assert len(text.splitlines()) == 8
+  # No episode-end head: the model's discount is the game's everywhere.
+  assert r["live_continuation"] == 1.0
 
 
 def test_perfect_model_has_no_error(setup):
@@ -66,6 +68,7 @@ def test_perfect_model_has_no_error(setup):
     assert r[name] == pytest.approx(0.0, abs=1e-5)
   assert r["win_moves"] > 0 and r["win_reward"] == pytest.approx(1.0)
   assert r["terminal_value"] == 0.0
+  assert r["end_continuation"] == 0.0 and r["live_continuation"] == 1.0
   assert r["search_agreement"] == 1.0
   assert r["root_value_diff"] == pytest.approx(0.0, abs=1e-6)
 

@@ -15,32 +15,22 @@ from agents import config as config_lib
 from agents import train as train_lib
 from agents import train_flags
 from agents.training import batch as batch_lib
-from tests.agents.helpers import (assert_only_the_term_added, params_equal,
-                                  scramble_past_the_end, tiny,
+from tests.agents.helpers import (assert_only_the_term_added, LOSS_ALIVE,
+                                  params_equal, scramble_past_the_end,
+                                  sigmoid_cross_entropy, tiny, tiny_muzero,
                                   unrolled_windows)
 
 WEIGHT = 0.5
-ALIVE = np.array([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]], bool)
 
 
 def _setup(weight=WEIGHT, **kw):
   """``(config, agent, params)`` of tiny tic-tac-toe MuZero (K = 2)."""
-  config = tiny(reconstruction_weight=weight, **kw)
-  env = envs.make(config.env)
-  agent = algorithms.make_agent(config, env)
-  obs = env.init(jax.random.PRNGKey(0)).observation[None]
-  return config, agent, agent.nets.init(jax.random.PRNGKey(1), obs)
-
-
-def _bce(logits, target):
-  """Sigmoid cross-entropy by its definition, in float64."""
-  p = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
-  return -(target * np.log(p) + (1 - target) * np.log(1 - p))
+  return tiny_muzero(reconstruction_weight=weight, **kw)
 
 
 def test_term_equals_a_hand_computation():
   config, agent, params = _setup()
-  batch = unrolled_windows(config, ALIVE)
+  batch = unrolled_windows(config, LOSS_ALIVE)
   loss, m = agent.make_loss()(params, batch)
   nets = agent.nets
   seen = [batch["observation"]] + [batch["next_observations"][:, k]
@@ -52,11 +42,12 @@ def test_term_equals_a_hand_computation():
     logits = np.asarray(nets.decode(params, latent))
     # One logit per feature of the flattened observation.
     assert logits.shape == (4, int(np.prod(obs.shape[1:])))
-    per_row = _bce(logits, np.asarray(obs).reshape(4, -1)).mean(-1)
-    total += np.sum(per_row * ALIVE[:, k])
+    per_row = sigmoid_cross_entropy(
+        logits, np.asarray(obs).reshape(4, -1)).mean(-1)
+    total += np.sum(per_row * LOSS_ALIVE[:, k])
   # The mean over the steps inside the episode of t, o_t's included.
   np.testing.assert_allclose(m["reconstruction_loss"],
-                             total / ALIVE.sum(), rtol=1e-5)
+                             total / LOSS_ALIVE.sum(), rtol=1e-5)
   np.testing.assert_allclose(
       loss, m["policy_loss"] + config.value_loss_weight * m["value_loss"]
       + m["reward_loss"] + WEIGHT * m["reconstruction_loss"], rtol=1e-6)
@@ -65,8 +56,8 @@ def test_term_equals_a_hand_computation():
 def test_steps_past_the_episode_end_count_nothing():
   config, agent, params = _setup()
   loss_fn = agent.make_loss()
-  batch = unrolled_windows(config, ALIVE)
-  other = scramble_past_the_end(batch, ALIVE)
+  batch = unrolled_windows(config, LOSS_ALIVE)
+  other = scramble_past_the_end(batch, LOSS_ALIVE)
   term = jax.jit(lambda p, b: loss_fn(p, b)[1]["reconstruction_loss"])
   grad = jax.jit(jax.grad(term))
   assert float(term(params, batch)) == float(term(params, other))
@@ -84,21 +75,21 @@ def test_weight_zero_leaves_params_and_loss_unchanged():
   assert not any(n.startswith("decoder") for n in params0)
   assert {"decoder_out", "decoder/linear"} <= set(params)
   assert_only_the_term_added(agent0, params0, agent, params,
-                             unrolled_windows(config, ALIVE),
+                             unrolled_windows(config, LOSS_ALIVE),
                              "reconstruction_loss", WEIGHT)
 
 
 def test_without_unroll_only_the_root_is_reconstructed():
   config, agent, params = _setup(unroll_steps=0)
   assert not batch_lib.needs_next_observations(config)
-  unrolled = unrolled_windows(tiny(), ALIVE)
+  unrolled = unrolled_windows(tiny(), LOSS_ALIVE)
   batch = dict(observation=unrolled["observation"],
                actions=unrolled["actions"][:, :0],
                targets=jax.tree.map(lambda x: x[:, :1], unrolled["targets"]))
   _, m = agent.make_loss()(params, batch)
   logits = np.asarray(agent.nets.decode(
       params, agent.nets.represent(params, batch["observation"])))
-  np.testing.assert_allclose(m["reconstruction_loss"], _bce(
+  np.testing.assert_allclose(m["reconstruction_loss"], sigmoid_cross_entropy(
       logits, np.asarray(batch["observation"]).reshape(4, -1)).mean(),
                              rtol=1e-5)
 
