@@ -89,7 +89,8 @@ def test_search_discount_is_scaled_by_the_chance_the_episode_goes_on():
 
 def test_a_certain_end_stops_the_values_beyond_it_from_backing_up():
   """With the head sure that every move ends the episode, each root child's
-  Q is its predicted reward alone; unsure, the values below count."""
+  Q is its predicted reward alone; sure that it goes on, the values below
+  count."""
   _, agent, params = _setup()
   states = random_states(agent.env, 4, plies=2)
   # Values away from 0 (the value head starts at zero).
