@@ -94,15 +94,27 @@ def make_run(out, config, iteration=0):
   return state
 
 
+def random_moves(env, states, num, rng):
+  """``num`` uniformly random legal moves from each of the batched
+  ``states``, drawn with the numpy ``rng``: ``(actions, reached)``, the
+  ``num`` actions (int32 ``[B]`` each) and the states each reaches."""
+  actions, reached = [], []
+  for _ in range(num):
+    legal = np.asarray(states.legal_action_mask)
+    action = jnp.asarray([rng.choice(np.flatnonzero(m)) for m in legal],
+                         jnp.int32)
+    states = jax.vmap(env.step)(states, action)
+    actions.append(action)
+    reached.append(states)
+  return actions, reached
+
+
 def random_states(env, num, plies, seed=0):
   """``num`` states after ``plies`` uniformly random moves (batched)."""
-  rng = np.random.default_rng(seed)
   states = jax.vmap(env.init)(jax.random.split(jax.random.PRNGKey(0), num))
-  for _ in range(plies):
-    legal = np.asarray(states.legal_action_mask)
-    actions = np.array([rng.choice(np.flatnonzero(m)) for m in legal])
-    states = jax.vmap(env.step)(states, actions)
-  return states
+  _, reached = random_moves(env, states, plies,
+                            np.random.default_rng(seed))
+  return reached[-1] if reached else states
 
 
 def unrolled_windows(config, alive, seed=0):
@@ -116,15 +128,8 @@ def unrolled_windows(config, alive, seed=0):
   b, k = alive.shape[0], config.unroll_steps
   rng = np.random.default_rng(seed)
   states = random_states(env, b, plies=1, seed=seed)
-  obs, actions = [states.observation], []
-  for _ in range(k):
-    legal = np.asarray(states.legal_action_mask)
-    action = jnp.asarray([rng.choice(np.flatnonzero(m)) for m in legal],
-                         jnp.int32)
-    states = jax.vmap(env.step)(states, action)
-    obs.append(states.observation)
-    actions.append(action)
-  obs = [o.astype(jnp.float32) for o in obs]
+  actions, reached = random_moves(env, states, k, rng)
+  obs = [x.observation.astype(jnp.float32) for x in [states] + reached]
   targets = dict(
       value=jnp.asarray(rng.uniform(-1, 1, (b, k + 1)), jnp.float32),
       reward=jnp.zeros((b, k + 1), jnp.float32),

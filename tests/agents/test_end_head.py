@@ -16,8 +16,9 @@ from agents import train as train_lib
 from agents import train_flags
 from agents.training import batch as batch_lib
 from tests.agents.helpers import (assert_only_the_term_added, LOSS_ALIVE,
-                                  random_states, sigmoid_cross_entropy, tiny,
-                                  tiny_muzero, unrolled_windows)
+                                  random_moves, random_states,
+                                  sigmoid_cross_entropy, tiny, tiny_muzero,
+                                  unrolled_windows)
 
 WEIGHT = 0.5
 
@@ -148,23 +149,18 @@ def _ending_windows(config, num, seed):
            for p in (4, 5, 6)]
   states = jax.tree.map(lambda *x: jnp.concatenate(x), *parts)
   b = states.observation.shape[0]
-  obs, actions = states.observation.astype(jnp.float32), []
+  actions, reached = random_moves(env, states, k, rng)
   alive = [~np.asarray(states.terminated)]
-  for _ in range(k):
-    legal = np.asarray(states.legal_action_mask)
-    action = jnp.asarray([rng.choice(np.flatnonzero(m)) for m in legal],
-                         jnp.int32)
-    states = jax.vmap(env.step)(states, action)
-    actions.append(action)
-    alive.append(alive[-1] & ~np.asarray(states.terminated))
+  for after in reached:
+    alive.append(alive[-1] & ~np.asarray(after.terminated))
   alive = np.stack(alive, 1)
   targets = dict(
       value=jnp.zeros((b, k + 1)), reward=jnp.zeros((b, k + 1)),
       terminal=jnp.zeros((b, k + 1), bool),
       policy=jnp.full((b, k + 1, env.num_actions), 1.0 / env.num_actions),
       alive=jnp.asarray(alive))
-  return dict(observation=obs, actions=jnp.stack(actions, 1),
-              targets=targets)
+  return dict(observation=states.observation.astype(jnp.float32),
+              actions=jnp.stack(actions, 1), targets=targets)
 
 
 @pytest.mark.slow
