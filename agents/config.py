@@ -7,6 +7,7 @@ from typing import Any, Dict, Optional, Tuple
 
 ALGOS = ("muzero", "alphazero", "stochastic_muzero")
 POLICIES = ("gumbel", "muzero")
+TORSOS = ("mlp", "conv")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,7 +99,14 @@ class Config:
   # many equal shards, each with its own random stream; a run on D devices
   # needs D to divide it, and gives the same results on any such D.
   num_shards: int = 1
-  # Network.
+  # Network. The torso: "mlp", residual MLPs on the flattened observation,
+  # a latent of `latent_size`; or "conv", MuZero's board-game networks,
+  # residual 3x3 convolutions of `channels` channels over an image
+  # observation, a latent of the board's shape (agents/algorithms/muzero.py;
+  # muzero and alphazero). `width`: the MLPs' width, and the conv heads'
+  # hidden layer.
+  torso: str = "mlp"
+  channels: int = 32
   width: int = 128
   latent_size: int = 64
   repr_blocks: int = 2
@@ -242,7 +250,7 @@ def validate(config: Config) -> Config:
                "replay_capacity", "batch_size", "updates_per_iter", "width",
                "latent_size", "max_num_considered_actions", "steps",
                "eval_every", "eval_games", "final_eval_games",
-               "num_shards", "num_chance_codes"):
+               "num_shards", "num_chance_codes", "channels"):
     positive(name)
   for name, flag in (("num_envs", "--envs"), ("batch_size", "--batch-size")):
     if getattr(config, name) % config.num_shards:
@@ -254,6 +262,12 @@ def validate(config: Config) -> Config:
     raise ValueError(f"algo must be one of {ALGOS}, got {config.algo!r}")
   if config.policy not in POLICIES:
     raise ValueError(f"policy must be one of {POLICIES}, got {config.policy!r}")
+  if config.torso not in TORSOS:
+    raise ValueError(f"torso (--torso) must be one of {TORSOS}, got "
+                     f"{config.torso!r}")
+  if config.torso != "mlp" and config.algo == "stochastic_muzero":
+    raise ValueError("torso (--torso) 'conv' needs algo 'muzero' or "
+                     "'alphazero', got algo 'stochastic_muzero'")
   if not config.code_usage_weight >= 0:
     raise ValueError("code_usage_weight (--code-usage-weight) must be >= 0, "
                      f"got {config.code_usage_weight!r}")

@@ -32,7 +32,8 @@ RUN_FLAGS = dict(env="env", algo="algo", policy="policy",
                   reconstruction_weight="reconstruction_weight",
                   end_weight="end_weight",
                   temperature="temperature",
-                  root_value_mix="root_value_mix")
+                  root_value_mix="root_value_mix",
+                  torso="torso", channels="channels")
 
 
 def _show(value) -> str:
@@ -162,6 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
                  help="value targets (1 - A) z + A q: z the n-step return, "
                  "q the search's root value at that step (0: z alone; see "
                  "docs/agents.md) " + game("root_value_mix"))
+  p.add_argument("--torso", choices=config_lib.TORSOS,
+                 help="the networks' torso: mlp, residual MLPs on the "
+                 "flattened observation; conv, MuZero's residual 3x3 "
+                 "convolutions over an image observation, with a latent of "
+                 "the board's shape (muzero, alphazero; see docs/agents.md) "
+                 + game("torso"))
+  p.add_argument("--channels", type=int, metavar="C",
+                 help="channels of the conv torso " + game("channels"))
   p.add_argument("--eval-every", type=int, help="iterations between quick "
                  "evaluations " + game("eval_every"))
   p.add_argument("--eval-games", type=int, help="games per side in quick "

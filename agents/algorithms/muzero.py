@@ -3,17 +3,29 @@ that searches with them, and its K-step unrolled loss.
 
 Three functions:
 
-* ``represent(obs [B, *obs_shape]) -> latent [B, D]``
-* ``dynamics(latent [B, D], action [B]) -> (next latent [B, D],
+* ``represent(obs [B, *obs_shape]) -> latent [B, *L]``
+* ``dynamics(latent [B, *L], action [B]) -> (next latent [B, *L],
   reward logits [B, S])``
-* ``predict(latent [B, D]) -> (policy logits [B, A], value logits [B, S])``
+* ``predict(latent [B, *L]) -> (policy logits [B, A], value logits [B, S])``
 
-Board games are small, so the torsos are residual MLPs on the flattened
-observation (pre-activation blocks: LayerNorm -> ReLU -> Linear, twice, plus
-the skip). Every latent is min-max scaled to ``[0, 1]`` per sample, as in
-MuZero, so that the dynamics' inputs keep the representation's scale.
-Values and rewards are categorical over a
-:class:`~agents.algorithms.losses.Support`.
+with ``L = (D,)`` for the MLP torso and ``(H, W, C)`` for the
+convolutional one.
+
+Two torsos (``config.torso``):
+
+* ``"mlp"`` (the default): residual MLPs on the flattened observation
+  (pre-activation blocks: LayerNorm -> ReLU -> Linear, twice, plus the
+  skip); the latent is a vector ``[B, D]``.
+* ``"conv"``: MuZero's board-game networks (Schrittwieser et al. 2020,
+  appendix "Network Architecture"), residual 3x3 convolutions over an image
+  observation ``[B, H, W, C_in]``; the latent keeps the board's shape,
+  ``[B, H, W, C]``, and the dynamics reads the action as a plane stacked
+  on it (:func:`action_planes`), so that what a move does near its square
+  is a local computation, as it is in the game.
+
+Every latent is min-max scaled to ``[0, 1]`` per sample, as in MuZero, so
+that the dynamics' inputs keep the representation's scale. Values and
+rewards are categorical over a :class:`~agents.algorithms.losses.Support`.
 
 Acting (:class:`MuZeroAgent`): the root embedding is
 ``represent(observation)``; ``recurrent_fn`` applies ``dynamics`` then
@@ -88,6 +100,7 @@ import jax.numpy as jnp
 import optax
 
 import mcts
+from agents.algorithms.convolution import Conv2D
 from agents.algorithms.losses import (Support, cross_entropy,
                                      masked_mean,
                                      negative_cosine_similarity,
@@ -112,6 +125,9 @@ class NetConfig:
   observation_size: int = 0
   # Whether the episode-end head exists (config.end_weight > 0).
   end_head: bool = False
+  # "mlp" or "conv" (config.torso); C, the convolutional torso's channels.
+  torso: str = "mlp"
+  channels: int = 32
 
 
 class ResBlock(hk.Module):
@@ -140,18 +156,37 @@ def torso(x, width: int, num_blocks: int, name: str):
 
 
 def scale_latent(x):
-  """Min-max scales each row of ``x [B, D]`` to ``[0, 1]`` (MuZero)."""
-  lo = jnp.min(x, axis=-1, keepdims=True)
-  hi = jnp.max(x, axis=-1, keepdims=True)
+  """Min-max scales each sample of ``x [B, ...]`` to ``[0, 1]`` over all
+  its features (MuZero)."""
+  axes = tuple(range(1, x.ndim))
+  lo = jnp.min(x, axis=axes, keepdims=True)
+  hi = jnp.max(x, axis=axes, keepdims=True)
   return (x - lo) / jnp.maximum(hi - lo, 1e-5)
+
+
+def flatten(x):
+  """``[B, ...] -> [B, F]``."""
+  return x.reshape(x.shape[0], -1)
 
 
 def representation(obs, config: NetConfig):
   """``obs [B, ...] -> latent [B, D]``, the representation network (inside
   a haiku transform)."""
-  x = obs.reshape(obs.shape[0], -1).astype(jnp.float32)
+  x = flatten(obs).astype(jnp.float32)
   x = torso(x, config.width, config.repr_blocks, "representation")
   return scale_latent(hk.Linear(config.latent_size, name="repr_out")(x))
+
+
+def dynamics(latent, action, config: NetConfig):
+  """``(latent [B, D], action [B]) -> (next latent [B, D], reward logits
+  [B, S])``, the dynamics network (inside a haiku transform)."""
+  a = jax.nn.one_hot(action, config.num_actions)
+  x = torso(jnp.concatenate([latent, a], axis=-1), config.width,
+            config.dyn_blocks, "dynamics")
+  next_latent = scale_latent(hk.Linear(config.latent_size, name="dyn_out")(x))
+  reward_logits = hk.Linear(config.value_bins, name="reward_head",
+                            w_init=jnp.zeros)(x)
+  return next_latent, reward_logits
 
 
 def prediction(latent, config: NetConfig):
@@ -163,6 +198,95 @@ def prediction(latent, config: NetConfig):
   value_logits = hk.Linear(config.value_bins, name="value_head",
                            w_init=jnp.zeros)(x)
   return policy_logits, value_logits
+
+
+class ConvBlock(hk.Module):
+  """A pre-activation residual block of two 3x3 convolutions over ``[B, H,
+  W, C]`` (LayerNorm over the channels of each square)."""
+
+  def __init__(self, channels: int, name=None):
+    super().__init__(name=name)
+    self.channels = channels
+
+  def __call__(self, x):
+    y = hk.LayerNorm(-1, create_scale=True, create_offset=True)(x)
+    y = Conv2D(self.channels, 3)(jax.nn.relu(y))
+    y = hk.LayerNorm(-1, create_scale=True, create_offset=True)(y)
+    y = Conv2D(self.channels, 3,
+               w_init=hk.initializers.VarianceScaling(0.1))(jax.nn.relu(y))
+    return x + y
+
+
+def conv_torso(x, channels: int, num_blocks: int, name: str):
+  """``[B, H, W, C_in] -> [B, H, W, channels]``: a 3x3 convolution,
+  ``num_blocks`` residual blocks and a LayerNorm + ReLU, under the haiku
+  name scope ``name``."""
+  with hk.experimental.name_scope(name):
+    x = Conv2D(channels, 3)(x)
+    for _ in range(num_blocks):
+      x = ConvBlock(channels)(x)
+    return jax.nn.relu(hk.LayerNorm(-1, True, True)(x))
+
+
+def conv_head(x, planes: int, width: int, outputs: int, name: str):
+  """``[B, H, W, C] -> [B, outputs]``: a 1x1 convolution to ``planes``
+  planes, flattened, a hidden layer of ``width`` when ``width`` > 0, and a
+  zero-initialised output layer (MuZero's policy, value and reward
+  heads)."""
+  with hk.experimental.name_scope(name):
+    x = flatten(jax.nn.relu(Conv2D(planes, 1)(x)))
+    if width:
+      x = jax.nn.relu(hk.Linear(width)(x))
+    return hk.Linear(outputs, w_init=jnp.zeros)(x)
+
+
+def action_planes(action, num_actions: int, height: int, width: int):
+  """``action [B] -> [B, H, W, P]``, the action as planes beside a board
+  latent (MuZero encodes a move as a plane):
+
+  * ``num_actions == H * W`` (a move is a square, as in tic-tac-toe or
+    Go): one plane, 1 on that square;
+  * ``num_actions == W`` (a move is a column, as in Connect Four): one
+    plane, 1 on that column;
+  * else: ``A`` constant planes, the one-hot action.
+  """
+  a = jax.nn.one_hot(action, num_actions)
+  batch = action.shape[0]
+  if num_actions == height * width:
+    return a.reshape(batch, height, width, 1)
+  if num_actions == width:
+    return jnp.broadcast_to(a[:, None, :, None], (batch, height, width, 1))
+  return jnp.broadcast_to(a[:, None, None, :],
+                          (batch, height, width, num_actions))
+
+
+def conv_representation(obs, config: NetConfig):
+  """``obs [B, H, W, C_in] -> latent [B, H, W, C]``."""
+  x = conv_torso(obs.astype(jnp.float32), config.channels,
+                 config.repr_blocks, "representation")
+  return scale_latent(Conv2D(config.channels, 3, name="repr_out")(x))
+
+
+def conv_dynamics(latent, action, config: NetConfig):
+  """``(latent [B, H, W, C], action [B]) -> (next latent [B, H, W, C],
+  reward logits [B, S])``."""
+  _, height, width, _ = latent.shape
+  x = jnp.concatenate(
+      [latent, action_planes(action, config.num_actions, height, width)],
+      axis=-1)
+  x = conv_torso(x, config.channels, config.dyn_blocks, "dynamics")
+  next_latent = scale_latent(Conv2D(config.channels, 3, name="dyn_out")(x))
+  reward_logits = conv_head(x, 1, config.width, config.value_bins,
+                            "reward_head")
+  return next_latent, reward_logits
+
+
+def conv_prediction(latent, config: NetConfig):
+  """``latent [B, H, W, C] -> (policy logits [B, A], value logits [B,
+  S])``."""
+  x = conv_torso(latent, config.channels, config.pred_blocks, "prediction")
+  return (conv_head(x, 2, 0, config.num_actions, "policy_head"),
+          conv_head(x, 1, config.width, config.value_bins, "value_head"))
 
 
 def batch_standardize(x, mask=None, eps: float = 1e-5):
@@ -183,27 +307,28 @@ def batch_standardize(x, mask=None, eps: float = 1e-5):
 
 
 def decoder(latent, config: NetConfig):
-  """``latent [B, D] -> [B, F]``, the logits of the observation's features
+  """``latent [B, *L] -> [B, F]``, the logits of the observation's features
   (the reconstruction loss; inside a haiku transform)."""
-  x = torso(latent, config.width, 1, "decoder")
+  x = torso(flatten(latent), config.width, 1, "decoder")
   return hk.Linear(config.observation_size, name="decoder_out")(x)
 
 
 def end_predictor(latent, config: NetConfig):
-  """``latent [B, D] -> [B]``, the logit that the episode has ended by this
+  """``latent [B, *L] -> [B]``, the logit that the episode has ended by this
   latent's step (a hidden layer; inside a haiku transform)."""
   with hk.experimental.name_scope("end"):
-    x = jax.nn.relu(hk.Linear(config.width)(latent))
+    x = jax.nn.relu(hk.Linear(config.width)(flatten(latent)))
     return hk.Linear(1, name="end_head")(x)[:, 0]
 
 
 def projector(latent, mask, config: NetConfig):
-  """``latent [B, D] -> [B, P]``, EfficientZero's projection head:
+  """``latent [B, *L] -> [B, P]``, EfficientZero's projection head:
   Linear -> BatchNorm -> ReLU -> Linear -> BatchNorm (statistics of the rows
   where ``mask [B]``: :func:`batch_standardize`; inside a haiku
   transform)."""
   with hk.experimental.name_scope("projector"):
-    x = jax.nn.relu(batch_standardize(hk.Linear(config.width)(latent), mask))
+    x = jax.nn.relu(batch_standardize(
+        hk.Linear(config.width)(flatten(latent)), mask))
     return batch_standardize(hk.Linear(config.projection_size)(x), mask)
 
 
@@ -222,10 +347,10 @@ class MuZeroNets(NamedTuple):
   represent: Callable  # (params, obs) -> latent
   dynamics: Callable   # (params, latent, action) -> (latent, reward_logits)
   predict: Callable    # (params, latent) -> (policy_logits, value_logits)
-  project: Callable    # (params, latent [B, D], mask [B]) -> [B, P]
+  project: Callable    # (params, latent [B, *L], mask [B]) -> [B, P]
   predict_projection: Callable  # (params, z [B, P], mask [B]) -> [B, P]
-  decode: Callable     # (params, latent [B, D]) -> [B, F]
-  predict_end: Callable  # (params, latent [B, D]) -> end logits [B]
+  decode: Callable     # (params, latent [B, *L]) -> [B, F]
+  predict_end: Callable  # (params, latent [B, *L]) -> end logits [B]
 
 
 def make_networks(config: NetConfig) -> MuZeroNets:
@@ -234,22 +359,17 @@ def make_networks(config: NetConfig) -> MuZeroNets:
   ``config.observation_size`` > 0, the episode-end head when
   ``config.end_head``); ``init(key, obs [B, ...])`` makes params."""
 
+  conv = config.torso == "conv"
+
   def forward():
     def represent(obs):
-      return representation(obs, config)
+      return (conv_representation if conv else representation)(obs, config)
 
-    def dynamics(latent, action):
-      a = jax.nn.one_hot(action, config.num_actions)
-      x = jnp.concatenate([latent, a], axis=-1)
-      x = torso(x, config.width, config.dyn_blocks, "dynamics")
-      next_latent = scale_latent(
-          hk.Linear(config.latent_size, name="dyn_out")(x))
-      reward_logits = hk.Linear(config.value_bins, name="reward_head",
-                                w_init=jnp.zeros)(x)
-      return next_latent, reward_logits
+    def step(latent, action):
+      return (conv_dynamics if conv else dynamics)(latent, action, config)
 
     def predict(latent):
-      return prediction(latent, config)
+      return (conv_prediction if conv else prediction)(latent, config)
 
     def project(latent, mask=None):
       return projector(latent, mask, config)
@@ -265,7 +385,7 @@ def make_networks(config: NetConfig) -> MuZeroNets:
 
     def init(obs):
       latent = represent(obs)
-      next_latent, _ = dynamics(latent, jnp.zeros(obs.shape[0], jnp.int32))
+      next_latent, _ = step(latent, jnp.zeros(obs.shape[0], jnp.int32))
       out = predict(next_latent)
       if config.projection_size:  # After the others: their init is kept.
         predict_projection(project(next_latent))
@@ -275,16 +395,11 @@ def make_networks(config: NetConfig) -> MuZeroNets:
         predict_end(next_latent)
       return out
 
-    return init, (represent, dynamics, predict, project, predict_projection,
+    return init, (represent, step, predict, project, predict_projection,
                   decode, predict_end)
 
   transformed = hk.without_apply_rng(hk.multi_transform(forward))
-  (represent, dynamics, predict, project, predict_projection, decode,
-   predict_end) = transformed.apply
-  return MuZeroNets(init=transformed.init, represent=represent,
-                    dynamics=dynamics, predict=predict, project=project,
-                    predict_projection=predict_projection, decode=decode,
-                    predict_end=predict_end)
+  return MuZeroNets(transformed.init, *transformed.apply)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -309,7 +424,7 @@ class MuZeroAgent:
     return -1.0 if self.two_player else self.config.discount
 
   def predict(self, params, latent):
-    """``(policy logits [B, A], value [B])`` at ``latent [B, D]``."""
+    """``(policy logits [B, A], value [B])`` at ``latent [B, *L]``."""
     logits, value_logits = self.nets.predict(params, latent)
     return logits, self.support.logits_to_scalar(value_logits)
 
@@ -321,12 +436,12 @@ class MuZeroAgent:
                              embedding=self.root_embedding(states, latent))
 
   def root_embedding(self, states, latent):
-    """What the search carries from the root: the latent ``[B, D]``."""
+    """What the search carries from the root: the latent ``[B, *L]``."""
     del states
     return latent
 
   def recurrent_fn(self, params, rng_key, action, embedding):
-    """One step of the learned model from latents ``[B, D]``; with the
+    """One step of the learned model from latents ``[B, *L]``; with the
     episode-end head, the discount is scaled by the probability that the
     episode goes on."""
     del rng_key
@@ -377,7 +492,13 @@ def acting_arguments(config: Config, env, greedy: bool, temperature=1.0):
 
 
 def net_config(config: Config, env) -> NetConfig:
-  """The network sizes of ``config`` for ``env``'s actions."""
+  """The network sizes of ``config`` for ``env``'s actions; the
+  convolutional torso needs an image observation ``[H, W, C]``."""
+  if config.torso == "conv" and len(env.observation_shape) != 3:
+    raise ValueError(
+        "torso 'conv' (--torso) needs an image observation [H, W, C], got "
+        f"observation shape {tuple(env.observation_shape)} for env "
+        f"{config.env!r}")
   return NetConfig(
       num_actions=env.num_actions, width=config.width,
       latent_size=config.latent_size, repr_blocks=config.repr_blocks,
@@ -387,7 +508,8 @@ def net_config(config: Config, env) -> NetConfig:
                        else 0),
       observation_size=(math.prod(env.observation_shape)
                         if config.reconstruction_weight > 0 else 0),
-      end_head=config.end_weight > 0)
+      end_head=config.end_weight > 0, torso=config.torso,
+      channels=config.channels)
 
 
 def make_support(config: Config) -> Support:
