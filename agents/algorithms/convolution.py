@@ -11,7 +11,8 @@ iteration's gradient steps, it did not (jax 0.10.2) and fell back to a
 generic loop nest: four 3x3 convolutions of 16 channels on ``[1536, 6, 7,
 16]``, forward and backward, took 0.10 s at the top level and 1.01 s in a
 scan. :func:`conv_same` writes both gradients as canonical convolutions
-itself (the transposes are explicit), so the scan takes 0.08 s. The
+itself (the transposes are explicit), so the scan takes 0.08 s
+(``python -m benchmarks.studies.conv_gradient``). The
 values are the same as ``lax.conv_general_dilated``'s and its gradient's
 (tests/agents/test_convolution.py).
 """
