@@ -26,6 +26,13 @@ def timed(compiled, *args):
   return result, time.perf_counter() - start
 
 
+def median_seconds(fn: Callable, args: Sequence, repeats: int) -> float:
+  """The median over ``repeats`` calls of ``fn(*args)`` (after one call
+  that warms up), waiting for each result."""
+  jax.block_until_ready(fn(*args))
+  return median([timed(fn, *args)[1] for _ in range(repeats)])
+
+
 def tree_nbytes(pytree) -> int:
   """Total bytes of the arrays (or ShapeDtypeStructs) in `pytree`."""
   return sum(int(np.prod(x.shape)) * np.dtype(x.dtype).itemsize

@@ -12,24 +12,13 @@ outcomes.
 """
 import argparse
 import functools
-import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 import mcts
+from benchmarks import common
 from benchmarks import models
-
-
-def _median_time(fn, args, repeats):
-  jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - start)
-  return float(np.median(times))
 
 
 def variants(batch, actions, sims):
@@ -151,7 +140,7 @@ def main():
   parser.add_argument("--repeats", type=int, default=7)
   args = parser.parse_args()
   cases = variants(args.batch, args.actions, args.simulations)
-  times = {name: _median_time(fn, fn_args, args.repeats)
+  times = {name: common.median_seconds(fn, fn_args, args.repeats)
            for name, (fn, fn_args) in cases.items()}
   print(f"gumbel_muzero_policy, tiny model, B={args.batch} A={args.actions} "
         f"sims={args.simulations}, jax {jax.__version__} on "

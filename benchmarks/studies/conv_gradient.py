@@ -15,28 +15,17 @@ each once at the top level of a jitted function and once per step of a
   python -m benchmarks.studies.conv_gradient --batch 256 --channels 32
 """
 import argparse
-import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from agents.algorithms.convolution import conv_same
+from benchmarks import common
 
 
 def lax_conv(x, w):
   return jax.lax.conv_general_dilated(
       x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-
-def seconds(fn, args, repeats: int) -> float:
-  jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - start)
-  return float(np.median(times))
 
 
 def main():
@@ -66,8 +55,8 @@ def main():
     step = lambda w, _, loss=loss: (w - 1e-3 * jax.grad(loss)(w, x), None)
     scan = jax.jit(lambda w, step=step: jax.lax.scan(
         step, w, None, length=a.steps)[0])
-    top = seconds(grad, (w, x), a.repeats)
-    looped = seconds(scan, (w,), a.repeats) / a.steps
+    top = common.median_seconds(grad, (w, x), a.repeats)
+    looped = common.median_seconds(scan, (w,), a.repeats) / a.steps
     print(f"{name:10s} {top:10.3f} {looped:10.3f}")
 
 

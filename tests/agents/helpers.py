@@ -48,6 +48,23 @@ def tiny_muzero(**kw):
   return config, agent, agent.nets.init(jax.random.PRNGKey(1), obs)
 
 
+def run_iterations(config, n):
+  """``(state, losses)`` after ``n`` training iterations of ``config``
+  from a fresh state, with the loss of each."""
+  import envs  # pylint: disable=g-import-not-at-top
+  from agents import algorithms  # pylint: disable=g-import-not-at-top
+  from agents.training.state import init_train_state  # pylint: disable=g-import-not-at-top
+  from agents.training.step import jitted_train_step  # pylint: disable=g-import-not-at-top
+  agent = algorithms.make_agent(config, envs.make(config.env))
+  state = init_train_state(agent)
+  step = jitted_train_step(agent)
+  losses = []
+  for _ in range(n):
+    state, metrics = step(state)
+    losses.append(float(metrics["loss"]))
+  return state, losses
+
+
 def sigmoid_cross_entropy(logits, target):
   """The sigmoid cross-entropy by its definition, in float64."""
   p = 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))

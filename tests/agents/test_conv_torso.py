@@ -17,10 +17,8 @@ from agents import config as config_lib
 from agents import train as train_lib
 from agents import train_flags
 from agents.algorithms import muzero
-from agents.training.state import init_train_state
-from agents.training.step import jitted_train_step
-from tests.agents.helpers import (LOSS_ALIVE, random_states, tiny,
-                                  unrolled_windows)
+from tests.agents.helpers import (LOSS_ALIVE, random_states,
+                                  run_iterations, tiny, unrolled_windows)
 
 
 @pytest.mark.parametrize("env_name,board", [("connect4", (6, 7)),
@@ -97,14 +95,8 @@ def test_loss_with_every_head_reaches_every_parameter():
 @pytest.mark.parametrize("algo", [
     "muzero", pytest.param("alphazero", marks=pytest.mark.slow)])
 def test_training_iterations(algo):
-  config = tiny("connect4", algo=algo, torso="conv", channels=8)
-  agent = algorithms.make_agent(config, envs.make(config.env))
-  state = init_train_state(agent)
-  step = jitted_train_step(agent)
-  losses = []
-  for _ in range(3):
-    state, metrics = step(state)
-    losses.append(float(metrics["loss"]))
+  state, losses = run_iterations(
+      tiny("connect4", algo=algo, torso="conv", channels=8), 3)
   assert np.all(np.isfinite(losses)) and losses[-1] < losses[0], losses
   assert all(bool(jnp.all(jnp.isfinite(x)))
              for x in jax.tree_util.tree_leaves(state.params))

@@ -20,20 +20,7 @@ from agents import train as train_lib
 from agents.evaluation import evaluator as evaluator_lib
 from agents.runs import checkpoints
 from agents.runs import run_dir
-from agents.training.state import init_train_state
-from agents.training.step import jitted_train_step
-from tests.agents.helpers import params_equal, tiny
-
-
-def _run_iterations(config, n):
-  agent = algorithms.make_agent(config, envs.make(config.env))
-  state = init_train_state(agent)
-  step = jitted_train_step(agent)
-  losses = []
-  for _ in range(n):
-    state, metrics = step(state)
-    losses.append(float(metrics["loss"]))
-  return state, losses
+from tests.agents.helpers import params_equal, run_iterations, tiny
 
 
 SMOKE = {"tictactoe": dict(algo="muzero", policy="gumbel"),
@@ -48,7 +35,7 @@ SMOKE = {"tictactoe": dict(algo="muzero", policy="gumbel"),
     for n in sorted(SMOKE)])
 def test_training_smoke_loss_goes_down(env_name):
   config = tiny(env_name, **SMOKE[env_name])
-  state, losses = _run_iterations(config, 5)
+  state, losses = run_iterations(config, 5)
   # 8 self-play steps per iteration >= the window K + n + 1 = 7: every
   # iteration learns, so every loss is finite.
   assert all(np.isfinite(losses)), losses
