@@ -423,6 +423,14 @@ class MuZeroAgent:
   def model_discount(self) -> float:
     return -1.0 if self.two_player else self.config.discount
 
+  @property
+  def reads_next_observations(self) -> bool:
+    """Whether the loss reads ``o_{t+1..t+K}`` (K > 0): the consistency
+    and reconstruction terms."""
+    c = self.config
+    return unroll_steps(c) > 0 and (c.consistency_weight > 0
+                                    or c.reconstruction_weight > 0)
+
   def predict(self, params, latent):
     """``(policy logits [B, A], value [B])`` at ``latent [B, *L]``."""
     logits, value_logits = self.nets.predict(params, latent)

@@ -164,6 +164,11 @@ class StochasticAgent(MuZeroAgent):
   ``nets`` are :class:`StochasticNets` (the inherited ``recurrent_fn``, of
   a model without chance, does not apply)."""
 
+  @property
+  def reads_next_observations(self) -> bool:
+    """The chance encoder reads ``o_{t+1..t+K}`` (K > 0)."""
+    return unroll_steps(self.config) > 0
+
   def decision_recurrent_fn(self, params, rng_key, action, latent):
     del rng_key
     afterstate = self.nets.afterstate_dynamics(params, latent, action)

@@ -24,14 +24,15 @@ MIRROR_STREAM = 0x6d6972
 
 
 def make_batch(config: Config, env, buffer: replay.ReplayBuffer, key,
-               agent=None, params=None, rows: int = 0):
+               agent=None, params=None, rows: int = 0,
+               next_observations: bool = False):
   """A batch of ``config.batch_size`` windows sampled with ``key``:
   ``observation [B, ...]``, ``actions [B, K]``, ``targets`` (see
-  :func:`~agents.training.targets.compute_targets`), for Stochastic MuZero
-  and for MuZero's consistency and reconstruction losses
-  (``config.consistency_weight``, ``config.reconstruction_weight`` > 0)
-  ``next_observations [B, K, ...]`` (``o_{t+1..t+K}``; those past the end
-  of the episode of ``t`` belong to the next one, masked by ``alive``).
+  :func:`~agents.training.targets.compute_targets`), and with
+  ``next_observations`` (a loss that reads them: the agent's
+  ``reads_next_observations``) ``next_observations [B, K, ...]``
+  (``o_{t+1..t+K}``; those past the end of the episode of ``t`` belong to
+  the next one, masked by ``alive``).
 
   ``rows`` > 0 (MuZero Reanalyse, :mod:`agents.training.reanalyse`): the
   first ``rows`` windows (a uniform sample, like all rows) get fresh policy and
@@ -49,7 +50,7 @@ def make_batch(config: Config, env, buffer: replay.ReplayBuffer, key,
       explored=data["explored"]))
   window.update(replay.window(buffer, start, env_idx, K + 1, dict(
       policy=data["policy"], action=data["action"])))
-  num_obs = K + 1 if needs_next_observations(config) else 1
+  num_obs = K + 1 if next_observations else 1
   obs = replay.window(buffer, start, env_idx, num_obs, data["observation"])
   targets = compute_targets(config, env, window)
   batch = dict(observation=obs[:, 0], actions=window["action"][:, :K],
@@ -71,11 +72,3 @@ def make_batch(config: Config, env, buffer: replay.ReplayBuffer, key,
     batch = augment.reflect_half(batch, augment.check_mirror(env),
                                  jax.random.fold_in(key, MIRROR_STREAM))
   return batch
-
-
-def needs_next_observations(config: Config) -> bool:
-  """Whether the loss reads ``o_{t+1..t+K}``: Stochastic MuZero's chance
-  encoder, MuZero's consistency and reconstruction losses."""
-  return unroll_steps(config) > 0 and (
-      config.algo == "stochastic_muzero" or config.consistency_weight > 0
-      or config.reconstruction_weight > 0)

@@ -106,7 +106,8 @@ def make_train_step(agent, mesh=None):
     data = _to_shards(buffer.data, 1, local)          # [local, C, N/S, ...]
     batch = jax.vmap(lambda d, k: make_batch(
         shard_config, env, replay.ReplayBuffer(data=d, count=buffer.count),
-        k, agent, params, rows))(data, local_keys(key))
+        k, agent, params, rows, agent.reads_next_observations))(
+            data, local_keys(key))
     changes = jax.tree.map(jnp.mean, batch.pop("reanalyse", {}))
     return _from_shards(batch, 0), changes            # [local * B/S, ...]
 

@@ -152,15 +152,18 @@ def test_batch_has_next_observations_when_the_term_is_on(weight):
   config = tiny(consistency_weight=weight)
   env = envs.make(config.env)
   length, n = window_length(config, env), config.num_envs
-  buffer = init_train_state(algorithms.make_agent(config, env)).buffer
+  agent = algorithms.make_agent(config, env)
+  buffer = init_train_state(agent).buffer
   obs = jax.random.bernoulli(jax.random.PRNGKey(4), 0.5, (
       length + 4, n) + buffer.data["observation"].shape[2:])
   chunk = jax.tree.map(lambda d: jnp.zeros((length + 4,) + d.shape[1:],
                                            d.dtype), buffer.data)
   buffer = replay.add(buffer, dict(chunk, observation=obs))
   key = jax.random.PRNGKey(5)
-  batch = batch_lib.make_batch(config, env, buffer, key)
-  assert batch_lib.needs_next_observations(config) == (weight > 0)
+  assert agent.reads_next_observations == (weight > 0)
+  batch = batch_lib.make_batch(
+      config, env, buffer, key,
+      next_observations=agent.reads_next_observations)
   if not weight:
     assert "next_observations" not in batch
     return

@@ -14,7 +14,6 @@ from agents import algorithms
 from agents import config as config_lib
 from agents import train as train_lib
 from agents import train_flags
-from agents.training import batch as batch_lib
 from tests.agents.helpers import (assert_only_the_term_added, LOSS_ALIVE,
                                   random_moves, random_states,
                                   sigmoid_cross_entropy, tiny, tiny_muzero,
@@ -58,7 +57,7 @@ def test_weight_zero_leaves_params_and_loss_unchanged():
   config, agent, params = _setup()
   assert not any(n.startswith("end") for n in params0)
   assert {"end/linear", "end/end_head"} <= set(params)
-  assert not batch_lib.needs_next_observations(config)
+  assert not agent.reads_next_observations
   batch = unrolled_windows(config, LOSS_ALIVE)
   del batch["next_observations"]
   assert_only_the_term_added(agent0, params0, agent, params, batch,

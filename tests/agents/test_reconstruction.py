@@ -14,7 +14,6 @@ from agents import algorithms
 from agents import config as config_lib
 from agents import train as train_lib
 from agents import train_flags
-from agents.training import batch as batch_lib
 from tests.agents.helpers import (assert_only_the_term_added, LOSS_ALIVE,
                                   params_equal, scramble_past_the_end,
                                   sigmoid_cross_entropy, tiny, tiny_muzero,
@@ -81,7 +80,7 @@ def test_weight_zero_leaves_params_and_loss_unchanged():
 
 def test_without_unroll_only_the_root_is_reconstructed():
   config, agent, params = _setup(unroll_steps=0)
-  assert not batch_lib.needs_next_observations(config)
+  assert not agent.reads_next_observations
   unrolled = unrolled_windows(tiny(), LOSS_ALIVE)
   batch = dict(observation=unrolled["observation"],
                actions=unrolled["actions"][:, :0],
@@ -95,7 +94,8 @@ def test_without_unroll_only_the_root_is_reconstructed():
 
 
 def test_validation_and_flag(tmp_path, capsys):
-  assert batch_lib.needs_next_observations(tiny(reconstruction_weight=1.0))
+  on = tiny(reconstruction_weight=1.0)
+  assert algorithms.make_agent(on, envs.make(on.env)).reads_next_observations
   assert config_lib.make_config("connect4").reconstruction_weight == 0.0
   with pytest.raises(ValueError, match=r"reconstruction_weight \(--reconst"
                      r"ruction-weight\) must be >= 0"):
