@@ -241,11 +241,12 @@ def validate(config: Config) -> Config:
     v = getattr(config, name)
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
       raise ValueError(f"{name} must be a positive integer, got {v!r}")
-  def fraction(name, flag):
+  def fraction(name, flag=None):
     v = getattr(config, name)
     if (isinstance(v, bool) or not isinstance(v, (int, float))
         or not 0.0 <= v <= 1.0):
-      raise ValueError(f"{name} ({flag}) must be in [0, 1], got {v!r}")
+      named = f"{name} ({flag})" if flag else name
+      raise ValueError(f"{named} must be in [0, 1], got {v!r}")
   for name in ("num_simulations", "num_envs", "selfplay_steps",
                "replay_capacity", "batch_size", "updates_per_iter", "width",
                "latent_size", "max_num_considered_actions", "steps",
@@ -306,9 +307,7 @@ def validate(config: Config) -> Config:
   if config.random_opening_plies < 0:
     raise ValueError("random_opening_plies must be >= 0, got "
                      f"{config.random_opening_plies}")
-  if not 0.0 <= config.random_move_prob <= 1.0:
-    raise ValueError("random_move_prob must be in [0, 1], got "
-                     f"{config.random_move_prob}")
+  fraction("random_move_prob")
   fraction("reanalyse_fraction", "--reanalyse")
   if config.reanalyse_fraction > 0:
     if config.algo != "muzero":

@@ -70,9 +70,10 @@ def test_root_value_mix():
 
 
 @pytest.mark.parametrize("a", [-0.1, 1.5, float("nan"), True])
-def test_root_value_mix_out_of_range_is_refused(a):
-  with pytest.raises(ValueError, match="root_value_mix.*in \\[0, 1\\]"):
-    config_lib.make_config("connect4", root_value_mix=a)
+@pytest.mark.parametrize("name", ["root_value_mix", "random_move_prob"])
+def test_probabilities_out_of_range_are_refused(name, a):
+  with pytest.raises(ValueError, match=name + ".* must be in \\[0, 1\\]"):
+    config_lib.make_config("connect4", **{name: a})
 
 
 def test_root_value_mix_flag():
