@@ -228,6 +228,13 @@ def unroll_steps(config: Config) -> int:
   return 0 if config.algo == "alphazero" else config.unroll_steps
 
 
+def shard_rows(config: Config) -> int:
+  """The rows of one shard's batch, ``batch_size / num_shards``: a loss's
+  batch statistics and masked means are taken per shard, so that a run
+  gives the same result on any number of devices."""
+  return config.batch_size // config.num_shards
+
+
 def reanalyse_rows(config: Config) -> int:
   """Reanalysed rows per shard's batch: ``reanalyse_fraction * batch_size /
   num_shards`` rounded to the nearest integer (halves up); static."""

@@ -101,9 +101,27 @@ def negative_cosine_similarity(x, y, eps: float = 1e-8):
   return -jnp.sum(unit(x) * unit(y), axis=-1)
 
 
-def masked_mean(x, mask):
+def per_shard(fn, rows: int, *arrays):
+  """``[G, ...]``: ``fn`` of each block of ``rows`` consecutive rows of the
+  ``arrays [B, ...]`` (the batch's ``G = B / rows`` shards, in the order
+  the training step concatenates them); ``G = 1``, the whole batch, where
+  ``rows`` is 0 or does not cut it into several blocks. A statistic of the
+  batch is thus one of each shard, whether a device holds one shard or
+  several."""
+  b = arrays[0].shape[0]
+  if not rows or b <= rows or b % rows:
+    return jax.tree.map(lambda o: o[None], fn(*arrays))
+  return jax.vmap(fn)(*[a.reshape((b // rows, rows) + a.shape[1:])
+                        for a in arrays])
+
+
+def masked_mean(x, mask, rows: int = 0):
   """The mean of ``x [B, K]`` over the entries where ``mask [B, K]`` is
-  true (0 when there are none)."""
-  mask = mask.astype(x.dtype)
-  return jnp.sum(jnp.where(mask > 0, x, 0.0)) / jnp.maximum(
-      jnp.sum(mask), 1.0)
+  true (0 when there are none); with ``rows``, the mean over the batch's
+  shards of that of each shard (:func:`per_shard`), as the training step
+  averages the loss over its shards on any number of devices."""
+  def mean(x, mask):
+    mask = mask.astype(x.dtype)
+    return jnp.sum(jnp.where(mask > 0, x, 0.0)) / jnp.maximum(
+        jnp.sum(mask), 1.0)
+  return jnp.mean(per_shard(mean, rows, x, mask))

@@ -102,10 +102,10 @@ import optax
 import mcts
 from agents.algorithms.convolution import Conv2D
 from agents.algorithms.losses import (Support, cross_entropy,
-                                     masked_mean,
+                                     masked_mean, per_shard,
                                      negative_cosine_similarity,
                                      scale_gradient)
-from agents.config import Config, unroll_steps
+from agents.config import Config, shard_rows, unroll_steps
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +128,11 @@ class NetConfig:
   # "mlp" or "conv" (config.torso); C, the convolutional torso's channels.
   torso: str = "mlp"
   channels: int = 32
+  # The rows of a batch that the projection heads' batch statistics are
+  # taken over: one shard's batch (config.batch_size / num_shards), so
+  # that a run's result does not depend on the devices its shards are
+  # spread over (:func:`per_shard`); 0: the whole batch.
+  shard_rows: int = 0
 
 
 class ResBlock(hk.Module):
@@ -289,21 +294,24 @@ def conv_prediction(latent, config: NetConfig):
           conv_head(x, 1, config.width, config.value_bins, "value_head"))
 
 
-def batch_standardize(x, mask=None, eps: float = 1e-5):
+def batch_standardize(x, mask=None, rows: int = 0, eps: float = 1e-5):
   """``x [B, F]`` with each feature at zero mean and unit variance over the
-  rows of the batch where ``mask [B]`` (default: all), by the statistics of
-  those rows: batch normalisation without learned scale or running statistics
+  rows where ``mask [B]`` (default: all) of each shard of ``rows`` rows
+  (:func:`per_shard`), by the statistics of those rows: batch
+  normalisation without learned scale or running statistics
   (the consistency heads run in the loss only, always on a batch). As the
   batch normalisation of EfficientZero's heads, it takes away the
   batch-constant output by which the heads would otherwise collapse: with
   layer normalisation instead, the term reached -0.999 within two
   iterations of Connect Four MuZero, whatever the latents."""
+  def standardize(x, w):
+    w = (w / jnp.maximum(jnp.sum(w), 1.0))[:, None]
+    mean = jnp.sum(w * x, axis=0, keepdims=True)
+    var = jnp.sum(w * jnp.square(x - mean), axis=0, keepdims=True)
+    return (x - mean) * jax.lax.rsqrt(var + eps)
   w = jnp.ones(x.shape[:1], x.dtype) if mask is None else mask.astype(
       x.dtype)
-  w = (w / jnp.maximum(jnp.sum(w), 1.0))[:, None]
-  mean = jnp.sum(w * x, axis=0, keepdims=True)
-  var = jnp.sum(w * jnp.square(x - mean), axis=0, keepdims=True)
-  return (x - mean) * jax.lax.rsqrt(var + eps)
+  return per_shard(standardize, rows, x, w).reshape(x.shape)
 
 
 def decoder(latent, config: NetConfig):
@@ -328,8 +336,9 @@ def projector(latent, mask, config: NetConfig):
   transform)."""
   with hk.experimental.name_scope("projector"):
     x = jax.nn.relu(batch_standardize(
-        hk.Linear(config.width)(flatten(latent)), mask))
-    return batch_standardize(hk.Linear(config.projection_size)(x), mask)
+        hk.Linear(config.width)(flatten(latent)), mask, config.shard_rows))
+    return batch_standardize(hk.Linear(config.projection_size)(x), mask,
+                             config.shard_rows)
 
 
 def projection_predictor(z, mask, config: NetConfig):
@@ -337,7 +346,8 @@ def projection_predictor(z, mask, config: NetConfig):
   branch: Linear -> BatchNorm -> ReLU -> Linear (inside a haiku
   transform)."""
   with hk.experimental.name_scope("projection_predictor"):
-    x = jax.nn.relu(batch_standardize(hk.Linear(config.width)(z), mask))
+    x = jax.nn.relu(batch_standardize(hk.Linear(config.width)(z), mask,
+                                      config.shard_rows))
     return hk.Linear(config.projection_size)(x)
 
 
@@ -517,7 +527,8 @@ def net_config(config: Config, env) -> NetConfig:
       observation_size=(math.prod(env.observation_shape)
                         if config.reconstruction_weight > 0 else 0),
       end_head=config.end_weight > 0, torso=config.torso,
-      channels=config.channels)
+      channels=config.channels,
+      shard_rows=shard_rows(config))
 
 
 def make_support(config: Config) -> Support:
@@ -552,6 +563,7 @@ def make_loss(agent: MuZeroAgent):
   consistency = config.consistency_weight > 0 and K > 0
   reconstruction = config.reconstruction_weight > 0
   end = config.end_weight > 0
+  rows = shard_rows(config)
 
   def loss_fn(params, batch):
     targets = batch["targets"]
@@ -602,11 +614,11 @@ def make_loss(agent: MuZeroAgent):
                    reward_loss=reward_loss)
     if consistency:
       metrics["consistency_loss"] = masked_mean(
-          jnp.stack(consistency_losses, 1), targets["alive"][:, 1:])
+          jnp.stack(consistency_losses, 1), targets["alive"][:, 1:], rows)
       loss = loss + config.consistency_weight * metrics["consistency_loss"]
     if reconstruction:
       metrics["reconstruction_loss"] = masked_mean(
-          jnp.stack(reconstruction_losses, 1), targets["alive"])
+          jnp.stack(reconstruction_losses, 1), targets["alive"], rows)
       loss = (loss + config.reconstruction_weight
               * metrics["reconstruction_loss"])
     if end:

@@ -62,12 +62,12 @@ import jax
 import jax.numpy as jnp
 
 import mcts
-from agents.algorithms.losses import cross_entropy, scale_gradient
+from agents.algorithms.losses import cross_entropy, per_shard, scale_gradient
 from agents.algorithms.muzero import (MuZeroAgent, NetConfig,
                                       acting_arguments, make_support,
                                       net_config, prediction, representation,
                                       scale_latent, torso)
-from agents.config import Config, unroll_steps
+from agents.config import Config, shard_rows, unroll_steps
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,15 +223,18 @@ def make_agent(config: Config, env) -> StochasticAgent:
                          support=make_support(config))
 
 
-def code_entropy_deficit(soft, mask):
+def code_entropy_deficit(soft, mask, rows: int = 0):
   """``log C - H(p_bar)`` ``[]``, ``p_bar = sum_b m_b soft_b / sum_b m_b``
   the mean code of the rows with ``mask [B]`` set, for soft codes
   ``[B, C]``: 0 when the batch uses all ``C`` codes equally, ``log C`` when
-  it uses one."""
-  weights = mask / jnp.maximum(jnp.sum(mask), 1.0)
-  p_bar = jnp.sum(soft * weights[:, None], axis=0)
-  entropy = -jnp.sum(p_bar * jnp.log(jnp.maximum(p_bar, 1e-12)))
-  return jnp.log(float(soft.shape[-1])) - entropy
+  it uses one; the mean over the batch's shards of ``rows`` rows
+  (:func:`~agents.algorithms.muzero.per_shard`)."""
+  def deficit(soft, mask):
+    weights = mask / jnp.maximum(jnp.sum(mask), 1.0)
+    p_bar = jnp.sum(soft * weights[:, None], axis=0)
+    entropy = -jnp.sum(p_bar * jnp.log(jnp.maximum(p_bar, 1e-12)))
+    return jnp.log(float(soft.shape[-1])) - entropy
+  return jnp.mean(per_shard(deficit, rows, soft, mask))
 
 
 def make_loss(agent: StochasticAgent):
@@ -246,6 +249,7 @@ def make_loss(agent: StochasticAgent):
   config = agent.config
   K = unroll_steps(config)
   nets, support = agent.nets, agent.support
+  rows = shard_rows(config)
   two_hot = support.scalar_to_two_hot
 
   def loss_fn(params, batch):
@@ -278,7 +282,7 @@ def make_loss(agent: StochasticAgent):
       terms["commitment_loss"].append(
           jnp.sum(jnp.square(hard - soft), -1) * same_episode)
       terms["code_usage_loss"].append(
-          code_entropy_deficit(soft, same_episode)[None])
+          code_entropy_deficit(soft, same_episode, rows)[None])
       latent, reward_logits = nets.dynamics(params, afterstate, code)
       latent = scale_gradient(latent, 0.5)
       terms["reward_loss"].append(

@@ -3,6 +3,8 @@
 against a hand computation, no gradient through the target branch, masked
 steps, weight 0 unchanged, the batch's next observations, validation and
 the flag. One slow learning test."""
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -239,3 +241,42 @@ def test_batch_standardize_uses_the_rows_of_the_mask():
       jnp.asarray(moved), jnp.asarray(mask)))[:2], out[:2], rtol=1e-6)
   np.testing.assert_allclose(np.asarray(muzero.batch_standardize(
       jnp.ones((4, 3)))), 0.0)
+
+
+def test_batch_standardize_takes_each_shards_statistics():
+  """With ``rows``, each block of ``rows`` rows (a shard's batch) is
+  standardized by its own statistics, as on a device of its own; rows
+  that do not cut the batch into blocks mean the whole batch."""
+  x = jax.random.normal(jax.random.PRNGKey(0), (6, 3)) * 4 + 1
+  mask = jnp.array([True, True, False, True, False, True])
+  out = muzero.batch_standardize(x, mask, rows=3)
+  for s in (slice(0, 3), slice(3, 6)):
+    np.testing.assert_allclose(
+        out[s], muzero.batch_standardize(x[s], mask[s]), rtol=1e-6)
+  whole = muzero.batch_standardize(x, mask)
+  for rows in (0, 4, 6, 12):
+    np.testing.assert_array_equal(
+        muzero.batch_standardize(x, mask, rows=rows), whole)
+
+
+@pytest.mark.parametrize("torso", ["mlp", "conv"])
+def test_loss_of_two_shards_is_the_mean_of_each_on_its_own(torso):
+  """What a device computes: the loss (batch statistics, masked means) and
+  its gradient on a batch of two shards equal the mean of those of each
+  shard alone, as two devices of a sharded step average them."""
+  alive = np.concatenate([LOSS_ALIVE, LOSS_ALIVE[::-1]])      # B = 8.
+  config = tiny(consistency_weight=WEIGHT, reconstruction_weight=1.0,
+                torso=torso, channels=4, batch_size=8, num_shards=2)
+  alone = dataclasses.replace(config, batch_size=4, num_shards=1)
+  agent = algorithms.make_agent(config, envs.make(config.env))
+  one = algorithms.make_agent(alone, envs.make(config.env))
+  batch = unrolled_windows(config, alive)
+  params = agent.nets.init(jax.random.PRNGKey(1), batch["observation"])
+  grad = jax.grad(lambda p, b, a: a.make_loss()(p, b)[0])
+  whole = grad(params, batch, agent)
+  halves = [grad(params, jax.tree.map(lambda x: x[s], batch), one)
+            for s in (slice(0, 4), slice(4, 8))]
+  mean = jax.tree.map(lambda a, b: (a + b) / 2, *halves)
+  for got, want in zip(jax.tree_util.tree_leaves(whole),
+                       jax.tree_util.tree_leaves(mean)):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)

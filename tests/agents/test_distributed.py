@@ -135,6 +135,30 @@ def test_eight_devices_equal_one_and_hlo_collectives(tmp_path):
     assert "gradient_mean" in name or "selfplay_stats" in name, name
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("config", [
+    # The conv torso (convolutions with a hand-written gradient) and the
+    # reconstruction's masked mean, per shard. One iteration: on Connect
+    # Four the next iteration's self-play turns float rounding into other
+    # games (MLP, 2 iterations: 0.007 apart).
+    dict(env="connect4", algo="muzero", torso="conv", channels=4,
+         reconstruction_weight=10.0, steps=1),
+    # The code-usage term's mean code (a statistic of the batch).
+    dict(env="2048", algo="stochastic_muzero", policy="muzero",
+         code_usage_weight=0.5, value_max=8000.0, steps=2)],
+                         ids=["conv", "chance"])
+def test_batch_statistics_on_two_devices_equal_one(tmp_path, config):
+  """Losses with batch statistics and masked means, taken per shard: 2
+  devices give the parameters of 1. (The consistency heads' batch
+  normalisation: tests/agents/test_consistency.py, on one batch: over an
+  iteration's 8 Adam steps its float rounding grew to 0.004 apart.)"""
+  config = dict(config, num_envs=8, batch_size=16, num_shards=2)
+  params = str(tmp_path / "p")
+  _finish(_worker(["compare", "--config", json.dumps(config), "--devices",
+                   "1", "2", "--params", params], 2))
+  _assert_close(_load(params + ".1.npz"), _load(params + ".2.npz"), 1e-4)
+
+
 # ----------------------------------------------------- several processes
 def _two_processes(tmp_path, config, timeout=60, extra=(), name="run"):
   port = _free_port()

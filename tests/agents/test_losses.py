@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from agents.algorithms import losses
 from agents.algorithms.losses import Support, h, h_inv
 
 
@@ -44,3 +45,18 @@ def test_two_hot(lo, hi, bins):
                              atol=1e-3 * max(1.0, abs(hi)))
   np.testing.assert_allclose(s.scalar_to_two_hot(jnp.float32(hi)),
                              jax.nn.one_hot(bins - 1, bins), atol=1e-5)
+
+
+def test_masked_mean_by_shard():
+  """The mean over the set entries; with ``rows``, the mean of each
+  shard's (blocks of ``rows`` rows), as the two devices of a sharded step
+  would average them; all entries masked give 0."""
+  x = jnp.arange(12.0).reshape(4, 3)
+  mask = jnp.array([[1, 1, 0], [0, 0, 0], [1, 0, 0], [1, 1, 1]], bool)
+  np.testing.assert_allclose(losses.masked_mean(x, mask),
+                             (0 + 1 + 6 + 9 + 10 + 11) / 6)
+  np.testing.assert_allclose(losses.masked_mean(x, mask, rows=2),
+                             ((0 + 1) / 2 + (6 + 9 + 10 + 11) / 4) / 2)
+  np.testing.assert_allclose(losses.masked_mean(x, mask, rows=3),
+                             losses.masked_mean(x, mask))
+  assert float(losses.masked_mean(x, jnp.zeros_like(mask))) == 0.0

@@ -79,6 +79,13 @@ def test_code_entropy_deficit():
   g = jax.grad(lambda x: stochastic.code_entropy_deficit(
       jax.nn.softmax(x), on))(logits)
   assert (g[:, 0] > 0).all() and (g[:, 1:] < 0).all()
+  # With ``rows``, the mean of each shard's deficit: two shards that each
+  # use one code (another in each) have the deficit log C, not log C/2.
+  two = jax.nn.one_hot(jnp.array([0, 0, 1, 1]), c)
+  np.testing.assert_allclose(stochastic.code_entropy_deficit(two, on, 2),
+                             np.log(c), rtol=1e-6)
+  np.testing.assert_allclose(stochastic.code_entropy_deficit(two, on),
+                             np.log(c) - np.log(2), rtol=1e-6)
 
 
 def test_code_usage_flag(tmp_path, capsys):
