@@ -228,7 +228,7 @@ def code_entropy_deficit(soft, mask, rows: int = 0):
   the mean code of the rows with ``mask [B]`` set, for soft codes
   ``[B, C]``: 0 when the batch uses all ``C`` codes equally, ``log C`` when
   it uses one; the mean over the batch's shards of ``rows`` rows
-  (:func:`~agents.algorithms.muzero.per_shard`)."""
+  (:func:`~agents.algorithms.losses.per_shard`)."""
   def deficit(soft, mask):
     weights = mask / jnp.maximum(jnp.sum(mask), 1.0)
     p_bar = jnp.sum(soft * weights[:, None], axis=0)

@@ -17,7 +17,7 @@ import jax.flatten_util
 import jax.numpy as jnp
 import optax
 
-from agents.config import reanalyse_rows
+from agents.config import reanalyse_rows, shard_rows
 from agents.training import parallel
 from agents.training import replay
 from agents.training.batch import make_batch
@@ -81,7 +81,7 @@ def make_train_step(agent, mesh=None):
   rows = reanalyse_rows(config)
   shard_config = dataclasses.replace(
       config, num_envs=config.num_envs // shards,
-      batch_size=config.batch_size // shards)
+      batch_size=shard_rows(config))
 
   def mean_over_devices(tree):
     """``pmean`` over the mesh, as ONE all-reduce of the flattened tree
