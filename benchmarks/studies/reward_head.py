@@ -1,0 +1,127 @@
+"""How fast MuZero's conv dynamics learns Connect Four's winning moves.
+
+A supervised stand-in for the start of a MuZero run: the conv
+representation and dynamics (``agents.algorithms.muzero``, the Connect Four
+recipe's sizes) learn, from transitions of uniformly random games, the
+reward of a move (1: it completes four in a row) and, as the recipe's
+reconstruction term does, to decode the board before and after it. Adam at
+the recipe's learning rate, batch and gradient clipping. Printed: the
+held-out reward cross-entropy, and the mean predicted reward of held-out
+winning moves, every ``--every`` steps, per seed and per
+``--terminal-weights`` (how many times a winning move's reward loss
+counts: ``config.terminal_reward_weight``).
+
+  python -m benchmarks.studies.reward_head --terminal-weights 1 4 --seeds 0 1 2
+"""
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from agents.algorithms import muzero
+from agents.algorithms.losses import Support, cross_entropy
+import envs
+
+
+def random_transitions(num_games: int, seed: int):
+  """``(obs [N, 6, 7, 2], action [N], reward [N], next_obs [N, 6, 7, 2])``
+  of every move of ``num_games`` uniformly random games."""
+  env = envs.make("connect4")
+  keys = jax.random.split(jax.random.PRNGKey(seed), num_games)
+
+  def play(key):
+    def move(state, key):
+      logits = jnp.where(state.legal_action_mask, 0.0, -jnp.inf)
+      action = jax.random.categorical(key, logits)
+      after = env.step(state, action)
+      return after, (state.observation, action, after.reward,
+                     after.observation, ~state.terminated)
+    _, out = jax.lax.scan(move, env.init(key),
+                          jax.random.split(key, env.max_episode_steps))
+    return out
+
+  obs, action, reward, next_obs, alive = jax.jit(jax.vmap(play))(keys)
+  keep = np.asarray(alive).reshape(-1)
+  flat = lambda x: np.asarray(x).reshape((-1,) + x.shape[2:])[keep]
+  return flat(obs), flat(action), flat(reward), flat(next_obs)
+
+
+def train(terminal_weight: float, seed: int, data, held_out, steps: int, every: int,
+          batch: int = 256, lr: float = 2e-3):
+  config = muzero.NetConfig(
+      num_actions=7, width=256, repr_blocks=3, dyn_blocks=2, pred_blocks=1,
+      torso="conv", channels=16,
+      observation_size=6 * 7 * 2)
+  nets = muzero.make_networks(config)
+  support = Support(-1.0, 1.0, 21)
+  obs, action, reward, next_obs = data
+  params = nets.init(jax.random.PRNGKey(seed), obs[:2])
+  optimiser = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(lr))
+  opt_state = optimiser.init(params)
+
+  def losses(params, o, a, r, o2):
+    latent = nets.represent(params, o)
+    rebuilt = muzero.reconstruction_error(nets.decode(params, latent), o)
+    latent2, logits = nets.dynamics(params, latent, a)
+    rebuilt = rebuilt + muzero.reconstruction_error(
+        nets.decode(params, latent2), o2)
+    reward_ce = cross_entropy(support.scalar_to_two_hot(r), logits)
+    return reward_ce, jnp.mean(rebuilt), logits
+
+  @jax.jit
+  def update(params, opt_state, o, a, r, o2):
+    def loss(params):
+      reward_ce, rebuilt, _ = losses(params, o, a, r, o2)
+      weight = jnp.where(r > 0.5, terminal_weight, 1.0)
+      return jnp.mean(reward_ce * weight) + 10.0 * rebuilt
+    grads = jax.grad(loss)(params)
+    updates, opt_state = optimiser.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+
+  @jax.jit
+  def evaluate(params, o, a, r, o2):
+    reward_ce, rebuilt, logits = losses(params, o, a, r, o2)
+    predicted = support.logits_to_scalar(logits)
+    wins = r > 0.5
+    return (jnp.mean(reward_ce), rebuilt,
+            jnp.sum(jnp.where(wins, predicted, 0.0)) / jnp.sum(wins))
+
+  rng = np.random.default_rng(seed)
+  curve = []
+  for step in range(1, steps + 1):
+    rows = rng.integers(0, len(action), batch)
+    params, opt_state = update(params, opt_state, obs[rows], action[rows],
+                               reward[rows], next_obs[rows])
+    if step % every == 0:
+      curve.append((step,) + tuple(float(x) for x in evaluate(params,
+                                                               *held_out)))
+  return curve
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--terminal-weights", type=float, nargs="+",
+                 default=[1.0, 4.0])
+  p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+  p.add_argument("--steps", type=int, default=1500)
+  p.add_argument("--every", type=int, default=100)
+  p.add_argument("--games", type=int, default=4096)
+  a = p.parse_args()
+  data = random_transitions(a.games, seed=1000)
+  held_out = tuple(x[:4096] for x in random_transitions(256, seed=2000))
+  print(f"{len(data[1])} transitions, {np.mean(data[2] > 0.5):.3f} of them "
+        "winning moves")
+  for weight in a.terminal_weights:
+    for seed in a.seeds:
+      start = time.time()
+      curve = train(weight, seed, data, held_out, a.steps, a.every)
+      print(f"terminal weight {weight:g} seed {seed} ({time.time() - start:.0f} s): "
+            + " ".join(f"{s}:{ce:.3f}/{win:.2f}" for s, ce, _, win in curve),
+            flush=True)
+
+
+if __name__ == "__main__":
+  main()
