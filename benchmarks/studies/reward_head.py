@@ -23,34 +23,20 @@ import optax
 
 from agents.algorithms import muzero
 from agents.algorithms.losses import Support, cross_entropy
+from benchmarks.studies.win_detection import live_plies, random_games
 import envs
 
 
 def random_transitions(num_games: int, seed: int):
   """``(obs [N, 6, 7, 2], action [N], reward [N], next_obs [N, 6, 7, 2])``
   of every move of ``num_games`` uniformly random games."""
-  env = envs.make("connect4")
-  keys = jax.random.split(jax.random.PRNGKey(seed), num_games)
-
-  def play(key):
-    def move(state, key):
-      logits = jnp.where(state.legal_action_mask, 0.0, -jnp.inf)
-      action = jax.random.categorical(key, logits)
-      after = env.step(state, action)
-      return after, (state.observation, action, after.reward,
-                     after.observation, ~state.terminated)
-    _, out = jax.lax.scan(move, env.init(key),
-                          jax.random.split(key, env.max_episode_steps))
-    return out
-
-  obs, action, reward, next_obs, alive = jax.jit(jax.vmap(play))(keys)
-  keep = np.asarray(alive).reshape(-1)
-  flat = lambda x: np.asarray(x).reshape((-1,) + x.shape[2:])[keep]
-  return flat(obs), flat(action), flat(reward), flat(next_obs)
+  state, action, after = random_games(envs.make("connect4"), num_games, seed)
+  return live_plies((state.observation, action, after.reward,
+                     after.observation), state)
 
 
-def train(terminal_weight: float, seed: int, data, held_out, steps: int, every: int,
-          batch: int = 256, lr: float = 2e-3):
+def train(terminal_weight: float, seed: int, data, held_out, steps: int,
+          every: int, batch: int = 256, lr: float = 2e-3):
   config = muzero.NetConfig(
       num_actions=7, width=256, repr_blocks=3, dyn_blocks=2, pred_blocks=1,
       torso="conv", channels=16,

@@ -26,26 +26,39 @@ LINES = dict(horizontal=(0, 1), vertical=(1, 0), diagonal=(1, 1),
              antidiagonal=(1, -1))
 
 
-def positions(env, num_games: int, seed: int):
-  """Every non-terminal state of ``num_games`` uniformly random games:
-  ``(observation [N, 6, 7, 2], board [N, 6, 7], legal [N, 7], player
-  [N])``."""
+def random_games(env, num_games: int, seed: int):
+  """``(state, action, after)`` of every ply of ``num_games`` uniformly
+  random games, each ``[G, T, ...]`` (``T = env.max_episode_steps``; past
+  a game's end, ``state.terminated``)."""
   def play(key):
     def move(state, key):
       logits = jnp.where(state.legal_action_mask, 0.0, -jnp.inf)
-      after = env.step(state, jax.random.categorical(key, logits))
-      return after, (state.observation, state.board,
-                     state.legal_action_mask & ~state.terminated,
-                     state.current_player)
+      action = jax.random.categorical(key, logits)
+      after = env.step(state, action)
+      return after, (state, action, after)
     _, out = jax.lax.scan(move, env.init(key),
                           jax.random.split(key, env.max_episode_steps))
     return out
 
   keys = jax.random.split(jax.random.PRNGKey(seed), num_games)
-  out = [np.asarray(x) for x in jax.jit(jax.vmap(play))(keys)]
-  out = [x.reshape((-1,) + x.shape[2:]) for x in out]
-  live = out[2].any(-1)
-  return tuple(x[live] for x in out)
+  return jax.jit(jax.vmap(play))(keys)
+
+
+def live_plies(tree, state):
+  """The leaves of ``tree`` (each ``[G, T, ...]``) at the plies where
+  ``state`` has not ended, as numpy ``[N, ...]``."""
+  live = ~np.asarray(state.terminated).reshape(-1)
+  return jax.tree.map(
+      lambda x: np.asarray(x).reshape((-1,) + x.shape[2:])[live], tree)
+
+
+def positions(env, num_games: int, seed: int):
+  """Every non-terminal state of ``num_games`` uniformly random games:
+  ``(observation [N, 6, 7, 2], board [N, 6, 7], legal [N, 7], player
+  [N])``."""
+  state, _, _ = random_games(env, num_games, seed)
+  return live_plies((state.observation, state.board,
+                     state.legal_action_mask, state.current_player), state)
 
 
 def completed_lines(board, column: int, piece: int):
