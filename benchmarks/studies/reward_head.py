@@ -21,8 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from agents import config as config_lib
 from agents.algorithms import muzero
-from agents.algorithms.losses import Support, cross_entropy
+from agents.algorithms.losses import cross_entropy
 from benchmarks.studies.win_detection import live_plies, random_games
 import envs
 
@@ -35,17 +36,22 @@ def random_transitions(num_games: int, seed: int):
                      after.observation), state)
 
 
-def train(terminal_weight: float, seed: int, data, held_out, steps: int,
-          every: int, batch: int = 256, lr: float = 2e-3):
-  config = muzero.NetConfig(
-      num_actions=7, width=256, repr_blocks=3, dyn_blocks=2, pred_blocks=1,
-      torso="conv", channels=16,
-      observation_size=6 * 7 * 2)
-  nets = muzero.make_networks(config)
-  support = Support(-1.0, 1.0, 21)
+def recipe(terminal_weight: float):
+  """The Connect Four MuZero conv recipe's config (the sizes, learning
+  rate, batch, clipping and reconstruction weight this study uses)."""
+  return config_lib.make_config(
+      "connect4", algo="muzero", torso="conv", channels=16,
+      reconstruction_weight=10.0, terminal_reward_weight=terminal_weight)
+
+
+def train(config, seed: int, data, held_out, steps: int, every: int):
+  nets = muzero.make_networks(muzero.net_config(config,
+                                                envs.make(config.env)))
+  support = muzero.make_support(config)
   obs, action, reward, next_obs = data
   params = nets.init(jax.random.PRNGKey(seed), obs[:2])
-  optimiser = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(lr))
+  optimiser = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
+                          optax.adam(config.learning_rate))
   opt_state = optimiser.init(params)
 
   def losses(params, o, a, r, o2):
@@ -61,8 +67,9 @@ def train(terminal_weight: float, seed: int, data, held_out, steps: int,
   def update(params, opt_state, o, a, r, o2):
     def loss(params):
       reward_ce, rebuilt, _ = losses(params, o, a, r, o2)
-      weight = jnp.where(r > 0.5, terminal_weight, 1.0)
-      return jnp.mean(reward_ce * weight) + 10.0 * rebuilt
+      weight = jnp.where(r > 0.5, config.terminal_reward_weight, 1.0)
+      return (jnp.mean(reward_ce * weight)
+              + config.reconstruction_weight * rebuilt)
     grads = jax.grad(loss)(params)
     updates, opt_state = optimiser.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state
@@ -78,7 +85,7 @@ def train(terminal_weight: float, seed: int, data, held_out, steps: int,
   rng = np.random.default_rng(seed)
   curve = []
   for step in range(1, steps + 1):
-    rows = rng.integers(0, len(action), batch)
+    rows = rng.integers(0, len(action), config.batch_size)
     params, opt_state = update(params, opt_state, obs[rows], action[rows],
                                reward[rows], next_obs[rows])
     if step % every == 0:
@@ -103,7 +110,7 @@ def main():
   for weight in a.terminal_weights:
     for seed in a.seeds:
       start = time.time()
-      curve = train(weight, seed, data, held_out, a.steps, a.every)
+      curve = train(recipe(weight), seed, data, held_out, a.steps, a.every)
       print(f"terminal weight {weight:g} seed {seed} ({time.time() - start:.0f} s): "
             + " ".join(f"{s}:{ce:.3f}/{win:.2f}" for s, ce, _, win in curve),
             flush=True)
