@@ -235,11 +235,21 @@ def conv_torso(x, channels: int, num_blocks: int, name: str):
 
 def conv_head(x, planes: int, width: int, outputs: int, name: str):
   """``[B, H, W, C] -> [B, outputs]``: a 1x1 convolution to ``planes``
-  planes, flattened, a hidden layer of ``width`` when ``width`` > 0, and a
-  zero-initialised output layer (MuZero's policy, value and reward
-  heads)."""
+  planes, normalised, flattened, a hidden layer of ``width`` when ``width``
+  > 0, and a zero-initialised output layer (MuZero's policy, value and
+  reward heads).
+
+  The planes are normalised before their ReLU, as the paper's heads are
+  (there by batch normalisation; here each sample's planes over the board,
+  which needs no batch statistics in the search): unnormalised, one or two
+  planes whose every square went negative let no gradient through again,
+  and the head predicted one value for every position (AlphaZero with these
+  networks on Connect Four, within 200 iterations).
+  """
   with hk.experimental.name_scope(name):
-    x = flatten(jax.nn.relu(Conv2D(planes, 1)(x)))
+    x = hk.LayerNorm(axis=(-3, -2, -1), create_scale=True,
+                     create_offset=True, param_axis=-1)(Conv2D(planes, 1)(x))
+    x = flatten(jax.nn.relu(x))
     if width:
       x = jax.nn.relu(hk.Linear(width)(x))
     return hk.Linear(outputs, w_init=jnp.zeros)(x)
