@@ -92,6 +92,36 @@ def test_loss_with_every_head_reaches_every_parameter():
   assert not dead, dead
 
 
+def test_heads_pass_gradient_when_their_planes_are_negative_everywhere():
+  # A 1x1 plane that is negative on every square of every board passes no
+  # gradient through a plain ReLU, for good: the head then predicts one
+  # value for every position. Normalised over the board, it cannot.
+  config = tiny("connect4", algo="muzero", torso="conv", channels=8)
+  env = envs.make(config.env)
+  agent = algorithms.make_agent(config, env)
+  states = random_states(env, 6, plies=5)
+  params = agent.nets.init(jax.random.PRNGKey(0), states.observation[:1])
+  params = jax.tree.map(lambda x: x + 0.01, params)  # Off the zero init.
+  heads = ("policy_head", "value_head", "reward_head")
+  for head in heads:
+    plane = f"{head}/conv2_d"
+    params[plane] = dict(params[plane], b=params[plane]["b"] - 100.0)
+  actions = jnp.arange(6) % env.num_actions
+
+  def outputs(params):
+    latent = agent.nets.represent(params, states.observation)
+    _, reward_logits = agent.nets.dynamics(params, latent, actions)
+    logits, value_logits = agent.nets.predict(params, latent)
+    return dict(zip(heads, (logits, value_logits, reward_logits)))
+
+  for head, out in outputs(params).items():
+    assert np.std(np.asarray(out), axis=0).max() > 1e-3, head
+    grads = jax.grad(lambda p, h=head: jnp.sum(outputs(p)[h] ** 2))(params)
+    torso = [g for name, d in grads.items() for g in d.values()
+             if name.startswith("representation/")]
+    assert any(np.any(np.asarray(g)) for g in torso), head
+
+
 @pytest.mark.parametrize("algo", [
     "muzero", pytest.param("alphazero", marks=pytest.mark.slow)])
 def test_training_iterations(algo):
